@@ -1,0 +1,57 @@
+# companion: two commands on a fresh Debian/Ubuntu/Raspberry Pi OS machine:
+#   make run    set everything up and talk to the robot on the default mic and speaker
+#   make test   set everything up and run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# llama-cpp-python compiles from source. A native (-march=native) build crashes on some
+# x86 CPUs with AMX; a portable build is the safe default. Override: make CMAKE_ARGS=...
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_ARGS
+PIP := $(BIN)/python -m pip
+
+.PHONY: run demo test lint setup setup-dev system-deps install-xtts clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	scripts/system-deps.sh runtime
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	scripts/system-deps.sh runtime test
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+system-deps:
+	scripts/system-deps.sh runtime test
+
+run: setup
+	$(BIN)/companion run
+
+demo: setup
+	$(BIN)/companion run --input tests/fixtures/demo.wav --output-dir out/demo --fast
+	@echo "replies: out/demo/turn-*.wav, transcript: out/demo/transcript.jsonl"
+
+bench: setup-dev
+	$(BIN)/companion bench --json out/bench.json --plot out/bench.png
+
+test: setup-dev
+	$(BIN)/python -m pytest -q
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check companion
+	$(BIN)/mypy
+
+install-xtts: setup
+	scripts/system-deps.sh runtime xtts
+	$(PIP) install --quiet -r requirements-xtts.txt
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

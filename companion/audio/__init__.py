@@ -1,0 +1,1 @@
+"""Audio in and out: files, microphones, speakers, and conversions between them."""

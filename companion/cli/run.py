@@ -1,0 +1,185 @@
+"""``companion run``, ``devices``, ``transcribe`` and ``chat``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+from companion.config import LoadedConfig, load_config
+from companion.errors import UserError
+from companion.messages import Event, TurnFinished
+
+_log = logging.getLogger(__name__)
+
+
+def add_config_args(p: argparse.ArgumentParser, *, persona: bool = True) -> None:
+    p.add_argument("--config", type=Path, help="config file (default: the search path, see README)")
+    if persona:
+        p.add_argument("--persona", help="persona name (default: config's persona)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run the voice loop on the mic and speaker, or on a recording")
+    add_config_args(p)
+    p.add_argument("--input", type=Path, metavar="REC.wav", help="run on a recording instead of the mic")
+    p.add_argument("--output-dir", type=Path, metavar="DIR", help="write replies as DIR/turn-NNN.wav")
+    p.add_argument("--fast", action="store_true", help="with --input: do not pace by the audio clock")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("devices", help="list sound devices")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("transcribe", help="print what is said in a recording")
+    add_config_args(p, persona=False)
+    p.add_argument("recording", type=Path)
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("chat", help="text-only conversation with the persona (no audio)")
+    add_config_args(p)
+    p.add_argument("--transform", action="store_true", help="show replies after the style transform too")
+    p.set_defaults(func=cmd_chat)
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+
+class TranscriptWriter:
+    """Writes ``transcript.jsonl`` (one turn a line, flushed per turn) and echoes turns."""
+
+    def __init__(self, path: Path | None, echo: IO[str] | None, persona: str) -> None:
+        self.path = path
+        self.echo = echo
+        self.persona = persona
+        self._file = path.open("w", encoding="utf-8") if path else None
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, TurnFinished) or not event.record.heard:
+            return
+        r = event.record
+        with self._lock:
+            if self._file:
+                self._file.write(json.dumps(r.as_json(), ensure_ascii=False) + "\n")
+                self._file.flush()
+            if self.echo:
+                ms = r.timings_ms.get("response")
+                took = f"  ({ms / 1000:.2f} s)" if ms is not None else ""
+                print(f"you:   {r.heard}", file=self.echo)
+                print(f"{r.persona.lower()}: {r.spoken}{took}", file=self.echo, flush=True)
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from companion.app import load_persona_for
+    from companion.audio.sinks import FileSink, SpeakerSink
+    from companion.audio.sources import FileSource, MicSource
+    from companion.daemon import Daemon
+    from companion.stages import AudioSink, AudioSource
+
+    loaded = load_config(args.config)
+    config = loaded.config
+    _apply_log_level(args, loaded)
+    persona = load_persona_for(config, args.persona)
+    source: AudioSource
+    sink: AudioSink
+    if args.input is not None:
+        source = FileSource.from_file(args.input, block_ms=config.audio.block_ms, realtime=not args.fast)
+    else:
+        from companion.audio.devices import resolve_device
+
+        resolve_device(config.audio.input_device, "input")  # fail fast, before loading models
+        source = MicSource(config.audio.input_device, block_ms=config.audio.block_ms)
+    if args.output_dir is not None:
+        sink = FileSink(args.output_dir)
+    else:
+        from companion.audio.devices import resolve_device
+
+        resolve_device(config.audio.output_device, "output")
+        sink = SpeakerSink(
+            config.audio.output_device, rate=config.audio.output_rate, latency=config.audio.output_latency
+        )
+
+    writer = TranscriptWriter(
+        args.output_dir / "transcript.jsonl" if args.output_dir else None,
+        sys.stdout if args.input is not None else None,
+        persona.name,
+    )
+    daemon = Daemon(loaded, persona, source=source, sink=sink, config_arg=args.config)
+    daemon.bus.subscribe(writer)
+    daemon.install_signal_handlers()
+    try:
+        daemon.start()
+        daemon.wait()
+    finally:
+        daemon.stop()
+        writer.close()
+    loop = daemon.loop
+    if loop is not None and loop.error is not None:
+        raise UserError(f"the voice loop stopped: {loop.error}")
+    return 0
+
+
+def _apply_log_level(args: argparse.Namespace, loaded: LoadedConfig) -> None:
+    if not (args.verbose or args.quiet):
+        logging.getLogger().setLevel(loaded.config.log_level.upper())
+
+
+# ---- devices, transcribe, chat ----------------------------------------------------------------
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from companion.audio.devices import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no sound devices found (on a headless box: companion run --input REC.wav --output-dir DIR)")
+        return 1
+    for d in devices:
+        marks = ("<in " if d.is_default_input else "") + ("<out" if d.is_default_output else "")
+        print(
+            f"{d.index:3d}  {d.name[:44]:44s}  in {d.inputs:2d}  out {d.outputs:2d}  {d.default_rate:7.0f} Hz  {marks}"
+        )
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from companion.audio.io import load_for_stt, to_float32
+    from companion.stt import FasterWhisperSTT
+
+    audio = load_for_stt(args.recording)
+    config = load_config(args.config).config
+    print(FasterWhisperSTT(config.stt).transcribe(to_float32(audio)))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from companion.app import load_persona_for, persona_prompt
+    from companion.llm import LlamaChat
+    from companion.sentences import split_sentences
+
+    config = load_config(args.config).config
+    persona = load_persona_for(config, args.persona)
+    chat = LlamaChat(config.llm, persona_prompt(persona))
+    chat.warm()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Talking to {persona.name}. Empty line or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True, file=sys.stderr)
+        line = sys.stdin.readline()
+        if not line or not line.strip():
+            return 0
+        reply = "".join(chat.reply(line.strip()))
+        sentences = split_sentences(reply)[: config.llm.max_sentences]
+        said = " ".join(sentences)
+        chat.remember_spoken(said)
+        print(f"{persona.name}: {' '.join(persona.transform(s) for s in sentences) if args.transform else said}")

