@@ -35,7 +35,7 @@ run: setup
 	$(BIN)/companion run
 
 demo: setup
-	$(BIN)/companion run --input tests/fixtures/demo.wav --output-dir out/demo --fast
+	$(BIN)/companion run --input tests/fixtures/demo.wav --output-dir out/demo --fast --persona rocky
 	@echo "replies: out/demo/turn-*.wav, transcript: out/demo/transcript.jsonl"
 
 bench: setup-dev

@@ -19,10 +19,13 @@ from types import FrameType
 
 from companion.app import build_loop, build_tts, load_models, persona_prompt
 from companion.audio.sources import FileSource
+from companion.body.core import Body, open_body
 from companion.config import Config, LoadedConfig, load_config
+from companion.convlog import ConversationLog
 from companion.loop import VoiceLoop
 from companion.messages import Event, State, StateChange, TurnFinished
 from companion.persona import Persona, load_persona
+from companion.sdnotify import Notifier
 from companion.settings import ConfigError
 from companion.stages import AudioSink, AudioSource, EventBus, Synthesizer
 
@@ -50,11 +53,17 @@ class Daemon:
         config_arg: Path | None = None,
         bus: EventBus | None = None,
         clock: Callable[[], float] = time.monotonic,
+        notifier: Notifier | None = None,
+        persona_key: str | None = None,
+        conversation_log: bool | None = None,
+        pin_factory: object | None = None,
     ) -> None:
         self.loaded = loaded
         self.config: Config = loaded.config
         self.config_arg = config_arg
         self.persona = persona
+        self.persona_key = persona_key or loaded.config.persona
+        """The persona's file name (personas/KEY.yaml), for reloads."""
         self.source, self.sink = source, sink
         self.bus = bus or EventBus()
         self.clock = clock
@@ -63,6 +72,14 @@ class Daemon:
         self._voices: dict[str, Synthesizer] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.notifier = notifier or Notifier()
+        self._hung_reported: list[str] = []
+        self.body: Body | None = None
+        self.pin_factory = pin_factory
+        self.convlog: ConversationLog | None = None
+        if conversation_log if conversation_log is not None else source.live:
+            self.convlog = ConversationLog(self.config.resolved_state_dir() / "conversation.jsonl")
+            self.bus.subscribe(self.convlog)
         self.bus.subscribe(self._on_event)
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -71,27 +88,64 @@ class Daemon:
         models = load_models(self.config, self.persona)
         self.models = models
         self._voices[self._voice_key(self.persona)] = models.tts
+        self.body = open_body(self.config.gpio, self.pin_factory)
+        sink = self.body.wrap_sink(self.sink) if self.body is not None else self.sink
         self.loop = build_loop(
-            self.config, self.persona, models, source=self.source, sink=self.sink, bus=self.bus, clock=self.clock
+            self.config, self.persona, models, source=self.source, sink=sink, bus=self.bus, clock=self.clock
         )
+        if self.body is not None:
+            self.body.attach(self.bus, self.loop)
+            self.body.set_colours(self.persona.leds)
         if isinstance(self.source, FileSource) and not self.source.realtime:
             self.source.gate = self.loop.wait_idle
         self.loop.start()
         self.status.ready_at = self.clock()
+        self.notifier.ready(f"listening as {self.persona.name}")
         _log.info("ready as %s after %.2f s", self.persona.name, self.status.ready_at - self.status.started_at)
         return self.loop
 
     def wait(self) -> None:
-        """Block until the loop ends (recording done) or :meth:`stop` is called."""
+        """Block until the loop ends (recording done) or :meth:`stop` is called.
+
+        Meanwhile feed systemd's watchdog, but only while no stage is hung: a loop
+        that is truly stuck stops the pings and systemd restarts the service.
+        """
         assert self.loop is not None
-        while self.loop.running:
-            self.loop.wait(timeout=0.5)
+        interval = min(self.notifier.watchdog_interval_s or 1.0, 1.0)
+        try:
+            while self.loop.running:
+                self.loop.wait(timeout=interval)
+                self.check_health()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """After the loop has ended: eyes and amp off, the conversation log flushed."""
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+        if self.convlog is not None:
+            self.convlog.close()
+
+    def check_health(self) -> bool:
+        """Ping the watchdog if every stage is making progress; True if it was pinged."""
+        assert self.loop is not None
+        hung = self.loop.hung_stages()
+        if hung:
+            if hung != self._hung_reported:
+                _log.error("stage thread(s) %s hung; no longer feeding the watchdog", ", ".join(hung))
+                self._hung_reported = hung
+            return False
+        self._hung_reported = []
+        self.notifier.watchdog()
+        return True
 
     def stop(self, *, cut: bool = True) -> None:
         if self._stopping.is_set():
             return
         self._stopping.set()
         _log.info("stopping")
+        self.notifier.stopping()
         if self.loop is not None:
             self.loop.stop(cut=cut)
 
@@ -128,31 +182,38 @@ class Daemon:
             t = time.perf_counter()
             persona = load_persona(name, self.config.personas_dir)
             self._apply_persona(persona)
+            self.persona_key = name
             _log.info("persona %s ready in %.0f ms", name, (time.perf_counter() - t) * 1000)
             return persona
 
     def _apply_persona(self, persona: Persona) -> None:
         voice = self.voice_for(persona)
         self.persona = persona
+        if self.body is not None:
+            self.body.set_colours(persona.leds)
         if self.loop is not None:
             self.loop.set_persona(persona, voice, keep_memory=not self.config.clear_memory_on_persona_change)
 
     def reload(self) -> bool:
         """Re-read config and the active persona (SIGHUP). Bad files are rejected, old kept."""
         with self._lock:
+            self.notifier.reloading()
             try:
                 loaded = load_config(self.config_arg)
-                persona = load_persona(self.persona.name.lower(), loaded.config.personas_dir)
+                persona = load_persona(self.persona_key, loaded.config.personas_dir)
             except ConfigError as exc:
                 _log.error("reload rejected, keeping the running config and persona: %s", exc)
+                self.notifier.ready(f"reload rejected: {exc}")
                 return False
             except Exception as exc:
                 _log.error("reload failed, keeping the running config and persona: %s", exc)
+                self.notifier.ready(f"reload failed: {exc}")
                 return False
             self.loaded, self.config = loaded, loaded.config
             self._voices.clear()
             self._apply_persona(persona)
             _log.info("reloaded %s and persona %s", loaded.path, persona.name)
+            self.notifier.ready(f"reloaded; persona {persona.name}")
             return True
 
     # ---- events ---------------------------------------------------------------------------
@@ -161,8 +222,10 @@ class Daemon:
         if isinstance(event, TurnFinished):
             self.status.turns += 1
             self.status.last_turn = event.record.as_json()
-        elif isinstance(event, StateChange) and event.state == State.ERROR:
-            _log.error("the loop is in the error state")
+        elif isinstance(event, StateChange):
+            self.notifier.status(f"{event.state.value} as {event.persona}")
+            if event.state == State.ERROR:
+                _log.error("the loop is in the error state")
 
 
 __all__ = ["Daemon", "DaemonStatus", "persona_prompt"]

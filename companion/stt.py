@@ -68,7 +68,7 @@ class FasterWhisperSTT:
             best_of=1,
             temperature=0.0,
             condition_on_previous_text=False,
-            without_timestamps=True,
+            without_timestamps=False,  # True makes tiny stop after the first sentence of longer turns
             vad_filter=False,
         )
         text = " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.8)

@@ -20,6 +20,10 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
   exit 0
 fi
 
+# compilers for llama-cpp-python (built from source), and venv support, only if absent
+command -v c++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || want+=(build-essential)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || want+=(python3-venv)
+
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from xtts_tiny import build_tiny_xtts  # noqa: E402
+from xtts_tiny import build_tiny_xtts
 
-from companion.config import TtsSettings  # noqa: E402
-from companion.tts import build_synthesizer  # noqa: E402
-from companion.tts.voice import VoiceSettings  # noqa: E402
+from companion.config import TtsSettings
+from companion.tts import build_synthesizer
+from companion.tts.voice import VoiceSettings
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "long_utterance.wav"
 

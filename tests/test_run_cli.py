@@ -120,9 +120,8 @@ def test_an_unknown_persona_gets_a_one_line_error(tmp_path):
 
 
 def test_no_input_device_exits_2_and_says_how_to_pick_one(tmp_path):
-    # an ALSA-only PortAudio with no sound card and no sound server: no input device
-    env = {**ENV, "PULSE_SERVER": "unix:/nonexistent", "ALSA_CONFIG_PATH": str(tmp_path / "none.conf")}
-    (tmp_path / "none.conf").write_text("", encoding="utf-8")
+    # no sound server to reach, and a microphone name that matches nothing
+    env = {**ENV, "PULSE_SERVER": "unix:/nonexistent"}
     cfg = tmp_path / "c.yaml"
     cfg.write_text("audio:\n  input_device: no-such-microphone\n", encoding="utf-8")
     proc = companion("run", "--config", str(cfg), env=env, timeout=60)
@@ -141,3 +140,16 @@ def test_file_mode_replies_do_not_feed_back(tmp_path):
 def test_audio_helpers_reject_nothing_valid():
     assert len(load_for_stt(fixture_path("utt_01.wav"))) > 16000
     assert to_float32(load_for_stt(fixture_path("utt_01.wav"))).dtype.name == "float32"
+
+
+def test_wake_mode_answers_only_turns_that_start_with_the_wake_phrase(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("listen:\n  mode: wake\n", encoding="utf-8")
+    proc = companion(
+        "run", "--config", str(cfg), "--persona", "rocky", "--input", str(fixture_path("wake_session.wav")),
+        "--output-dir", str(tmp_path / "out"), "--fast",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    turns = [json.loads(line) for line in (tmp_path / "out" / "transcript.jsonl").read_text().splitlines()]
+    wanted = [t for t in load_manifest()["files"]["wake_session.wav"]["turns"] if t["wake"]]
+    assert [normalise(t["heard"]) for t in turns] == [normalise(t["text"]) for t in wanted]

@@ -112,7 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout if args.input is not None else None,
         persona.name,
     )
-    daemon = Daemon(loaded, persona, source=source, sink=sink, config_arg=args.config)
+    daemon = Daemon(
+        loaded, persona, source=source, sink=sink, config_arg=args.config, persona_key=args.persona or config.persona
+    )
     daemon.bus.subscribe(writer)
     daemon.install_signal_handlers()
     try:
