@@ -14,7 +14,7 @@ PIP := $(BIN)/python -m pip
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet --upgrade pip 'setuptools<81' wheel
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	scripts/system-deps.sh runtime
@@ -49,9 +49,13 @@ lint: setup-dev
 	$(BIN)/ruff format --check companion
 	$(BIN)/mypy
 
-install-xtts: setup
+# Coqui XTTS v2 in the same venv (one Python, one environment): see requirements-xtts.txt
+install-xtts: $(VENV)/.installed-xtts
+$(VENV)/.installed-xtts: $(VENV)/.installed requirements-xtts.txt
 	scripts/system-deps.sh runtime xtts
 	$(PIP) install --quiet -r requirements-xtts.txt
+	$(PIP) install --quiet --no-deps resemblyzer==0.1.4
+	@touch $@
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -83,7 +83,8 @@ class LlamaChat:
         return msgs
 
     def _render(self, history: list[tuple[str, str]], user: str | None) -> str:
-        prompt: str = self._format(messages=self._messages(history, user)).prompt
+        messages: Any = self._messages(history, user)  # llama-cpp's TypedDicts; plain dicts at run time
+        prompt: str = self._format(messages=messages).prompt
         return prompt
 
     def tokens(self, text: str) -> list[int]:

@@ -74,6 +74,7 @@ class _SpeakJob:
     sentence: ReplySentence
     record: TurnRecord
     queued_at: float
+    speed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -300,18 +301,18 @@ class VoiceLoop:
         """Swap the persona (and its voice) between turns; applied before the next turn."""
         self._pending_persona = (persona, tts, keep_memory)
 
-    def say(self, text: str, *, raw: bool = False) -> TurnRecord:
+    def say(self, text: str, *, raw: bool = False, speed: float | None = None) -> TurnRecord:
         """Speak ``text`` in character as a reply of its own (greetings, the control API).
 
-        ``raw`` skips the persona's style transform. Returns the turn's record, filled
-        in as the reply is spoken.
+        ``raw`` skips the persona's style transform; ``speed`` overrides the voice's rate.
+        Returns the turn's record, filled in as the reply is spoken.
         """
         from companion.sentences import split_sentences
 
         self._turn_no += 1
         self._turn_started()
         record = TurnRecord(turn=self._turn_no, persona=self.persona.name)
-        self._queue_sentences(record, split_sentences(text), self.clock(), 0, raw=raw)
+        self._queue_sentences(record, split_sentences(text), self.clock(), 0, raw=raw, speed=speed)
         self._speech.put(_ReplyDone(record, self.clock(), 0.0))
         return record
 
@@ -495,13 +496,12 @@ class VoiceLoop:
         record.timings_ms["stt"] = (clock() - t) * 1000.0
         request = heard
         if self.listen.mode == "wake":
-            request = strip_wake_phrase(heard, self._wake_phrases()) if heard else None
-            if request is None:
+            after_wake = strip_wake_phrase(heard, self._wake_phrases()) if heard else None
+            if after_wake is None:
                 _log.info("not for me (no wake phrase): %r", heard)
                 self._set_state(self._idle_state())
                 return False
-            if not request:
-                request = "Hello!"
+            request = after_wake or "Hello!"
         if not heard.strip():
             _log.info("heard nothing intelligible")
             self._set_state(self._idle_state())
@@ -560,7 +560,14 @@ class VoiceLoop:
         self._speech.put(_ReplyDone(record, utt.detected_at, vad_ms))
 
     def _queue_sentences(
-        self, record: TurnRecord, texts: list[str], t_llm: float, first: int, *, raw: bool = False
+        self,
+        record: TurnRecord,
+        texts: list[str],
+        t_llm: float,
+        first: int,
+        *,
+        raw: bool = False,
+        speed: float | None = None,
     ) -> None:
         """Transform and queue sentences ``first``, ``first + 1``, ... of a reply."""
         for index, text in enumerate(texts, start=first):
@@ -577,7 +584,7 @@ class VoiceLoop:
             record.reply = f"{record.reply} {text}".strip()
             record.spoken = f"{record.spoken} {spoken}".strip()
             self.bus.publish(sentence)
-            self._speech.put(_SpeakJob(sentence, record, self.clock()))
+            self._speech.put(_SpeakJob(sentence, record, self.clock(), speed))
 
     # ---- voice (TTS) ------------------------------------------------------------------------
 
@@ -595,7 +602,7 @@ class VoiceLoop:
             self._beat(name, busy=True)
             t = self.clock()
             try:
-                for block in self.tts.synthesize(job.sentence.spoken):
+                for block in self.tts.synthesize(job.sentence.spoken, speed=job.speed):
                     if job.sentence.index == 0 and "tts_first_audio" not in job.record.timings_ms:
                         job.record.timings_ms["tts_first_audio"] = (self.clock() - t) * 1000.0
                     self._audio.put(

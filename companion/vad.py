@@ -37,7 +37,8 @@ class FrameClassifier(Protocol):
 def webrtc_classifier(aggressiveness: int) -> FrameClassifier:
     import webrtcvad
 
-    return webrtcvad.Vad(aggressiveness)  # type: ignore[no-any-return]
+    vad: FrameClassifier = webrtcvad.Vad(aggressiveness)
+    return vad
 
 
 class TurnDetector:

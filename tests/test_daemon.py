@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,10 +83,12 @@ def test_a_persona_swap_keeps_the_speech_and_language_models(daemon):
 
 def test_a_bad_persona_is_rejected_and_the_old_one_kept(daemon, tmp_path):
     d, personas = daemon
-    (personas / "broken.yaml").write_text("name: Broken\nsystem_prompt: x\nstyle:\n  tripple: [good]\n", encoding="utf-8")
+    (personas / "broken.yaml").write_text(
+        "name: Broken\nsystem_prompt: x\nstyle:\n  tripple: [good]\n", encoding="utf-8"
+    )
     from companion.settings import ConfigError
 
-    with pytest.raises(ConfigError, match="broken.yaml"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
         d.use_persona("broken")
     assert d.persona.name == "Companion"
 

@@ -125,7 +125,9 @@ def test_a_failing_style_transform_speaks_the_plain_sentence():
 
     persona = Broken(name="Rocky", system_prompt="x")
     tts = ToneTTS()
-    loop, _ = make_loop(ScriptSTT(["hi"]), ScriptChat(["Plain text."]), tts, pattern="_" * 10 + "#" * 30 + "_" * 30, persona=persona)
+    loop, _ = make_loop(
+        ScriptSTT(["hi"]), ScriptChat(["Plain text."]), tts, pattern="_" * 10 + "#" * 30 + "_" * 30, persona=persona
+    )
     run(loop)
     assert tts.said == ["Plain text."]
 
@@ -212,7 +214,9 @@ def test_push_to_talk_release_ends_the_turn_at_once():
 
 
 def test_states_go_idle_listening_thinking_speaking():
-    loop, events = make_loop(ScriptSTT(["hi"]), ScriptChat(["Hello."]), ToneTTS(), pattern="_" * 10 + "#" * 30 + "_" * 30)
+    loop, events = make_loop(
+        ScriptSTT(["hi"]), ScriptChat(["Hello."]), ToneTTS(), pattern="_" * 10 + "#" * 30 + "_" * 30
+    )
     run(loop)
     states = [e.state for e in events if isinstance(e, StateChange)]
     assert states[:4] == [State.LISTENING, State.THINKING, State.SPEAKING, State.IDLE]

@@ -52,7 +52,14 @@ def test_a_session_gets_one_reply_per_turn(session_run):
         assert got["audio"] == f"turn-{got['turn']:03d}.wav"
         assert (out / got["audio"]).exists()
         assert abs(got["speech_end_s"] - want["end_s"]) < 0.3
-        assert set(got["timings_ms"]) >= {"vad", "stt", "llm_first_token", "first_sentence", "tts_first_audio", "response"}
+        assert set(got["timings_ms"]) >= {
+            "vad",
+            "stt",
+            "llm_first_token",
+            "first_sentence",
+            "tts_first_audio",
+            "response",
+        }
         assert got["reply"].strip() and got["spoken"].strip()
     # the turns were heard right (loosely: most words)
     heard = normalise(" ".join(t["heard"] for t in turns)).split()
@@ -109,13 +116,17 @@ def test_bad_recordings_get_a_one_line_error(tmp_path, name, message):
 def test_a_corrupt_config_gets_a_one_line_error(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("vad:\n  aggressivness: 2\n", encoding="utf-8")
-    proc = companion("run", "--config", str(cfg), "--input", str(fixture_path("utt_01.wav")), "--output-dir", str(tmp_path))
+    proc = companion(
+        "run", "--config", str(cfg), "--input", str(fixture_path("utt_01.wav")), "--output-dir", str(tmp_path)
+    )
     line = one_line_error(proc)
     assert line == f"companion: {cfg}: vad.aggressivness: unknown key; did you mean 'aggressiveness'?"
 
 
 def test_an_unknown_persona_gets_a_one_line_error(tmp_path):
-    proc = companion("run", "--persona", "nobody", "--input", str(fixture_path("utt_01.wav")), "--output-dir", str(tmp_path))
+    proc = companion(
+        "run", "--persona", "nobody", "--input", str(fixture_path("utt_01.wav")), "--output-dir", str(tmp_path)
+    )
     assert "no persona named 'nobody'" in one_line_error(proc)
 
 

@@ -58,7 +58,7 @@ def test_bad_values_name_the_file_and_key(data, message):
 
 
 def test_a_top_level_list_is_rejected():
-    with pytest.raises(ConfigError, match="f.yaml: expected a mapping of keys, got list"):
+    with pytest.raises(ConfigError, match=r"f\.yaml: expected a mapping of keys, got list"):
         build(Outer, [1, 2], source="f.yaml")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from fixtures.fixtures import fixture_path, load_manifest
@@ -62,7 +64,7 @@ def test_a_turn_longer_than_the_maximum_is_cut_not_lost():
     assert all(t.seconds <= 8.0 + 0.05 for t in turns)
     assert [t.cut for t in turns[:-1]] == [True] * (len(turns) - 1)
     # contiguous: each piece starts where the previous one stopped
-    for a, b in zip(turns, turns[1:], strict=False):
+    for a, b in itertools.pairwise(turns):
         assert abs(b.start_s - (a.start_s + a.seconds)) < 0.031
     assert turns[0].start_s <= want["start_s"]
     assert turns[-1].end_s >= want["end_s"] - 0.25

@@ -18,16 +18,30 @@ from companion import __version__
 from companion.errors import UserError
 from companion.settings import ConfigError
 
-COMMAND_MODULES = (
-    "companion.cli.run",
-    "companion.cli.config_cmd",
-    "companion.cli.service",
-)
+COMMANDS = {
+    "run": "companion.cli.run",
+    "devices": "companion.cli.run",
+    "transcribe": "companion.cli.run",
+    "chat": "companion.cli.run",
+    "say": "companion.cli.say",
+    "serve": "companion.cli.say",
+    "say-bench": "companion.cli.say",
+    "persona": "companion.cli.persona",
+    "config": "companion.cli.config_cmd",
+    "service": "companion.cli.service",
+    "doctor": "companion.cli.service",
+    "voice": "companion.cli.voice",
+    "bench": "companion.cli.bench",
+}
+"""Each subcommand and the module that registers it. Only the module of the command
+being run is imported, so ``companion say`` starts in tens of milliseconds."""
+
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 _log = logging.getLogger("companion")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="companion", description="Offline voice companion for a small robot."
     )
@@ -35,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = (COMMANDS[command],) if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -49,8 +64,10 @@ def setup_logging(verbose: bool = False, quiet: bool = False, level: str | None 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -42,7 +42,7 @@ def render_documented(obj: Any, indent: int = 0) -> list[str]:
     return lines
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="show or check configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     s = csub.add_parser("show", help="the effective configuration and where it came from")

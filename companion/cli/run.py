@@ -23,7 +23,7 @@ def add_config_args(p: argparse.ArgumentParser, *, persona: bool = True) -> None
         p.add_argument("--persona", help="persona name (default: config's persona)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the voice loop on the mic and speaker, or on a recording")
     add_config_args(p)
     p.add_argument("--input", type=Path, metavar="REC.wav", help="run on a recording instead of the mic")
@@ -117,10 +117,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     daemon.bus.subscribe(writer)
     daemon.install_signal_handlers()
+    control = None
     try:
         daemon.start()
+        if args.input is None:  # the robot: serve the local control API (say, status, persona)
+            from companion.control.daemon_backend import start_control_api
+
+            control = start_control_api(daemon)
         daemon.wait()
     finally:
+        if control is not None:
+            control.stop()
         daemon.stop()
         writer.close()
     loop = daemon.loop

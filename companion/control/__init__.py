@@ -1,0 +1,1 @@
+"""The daemon's local control API (used by ``companion say`` and ``companion persona use``)."""
