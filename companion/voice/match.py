@@ -138,9 +138,7 @@ def plan_match(
     band = _band(source, reference)
     ref_env = _centred(reference.envelope, band)
     ratios = np.exp(np.linspace(np.log(0.7), np.log(1.5), 77))
-    errors = [
-        float(np.mean((_centred(warp_bins(source.envelope, r), band) - ref_env)[band] ** 2)) for r in ratios
-    ]
+    errors = [float(np.mean((_centred(warp_bins(source.envelope, r), band) - ref_env)[band] ** 2)) for r in ratios]
     ratio = float(ratios[int(np.argmin(errors))])
     residual = ref_env - _centred(warp_bins(source.envelope, ratio), band)
     residual = np.where(band, residual, 0.0)

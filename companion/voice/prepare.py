@@ -113,9 +113,7 @@ def _normalise(segment: Float32Array, target_dbfs: float) -> Float32Array:
     return np.asarray(out, dtype=np.float32)
 
 
-def prepare_clips(
-    clips: Sequence[Path], output: Path, opts: PrepareOptions | None = None
-) -> PrepareReport:
+def prepare_clips(clips: Sequence[Path], output: Path, opts: PrepareOptions | None = None) -> PrepareReport:
     """Write the cleaned reference to ``output`` and say how much usable speech it has."""
     opts = opts or PrepareOptions()
     report = PrepareReport()
