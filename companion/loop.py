@@ -341,7 +341,7 @@ class VoiceLoop:
             self.busy_since[name] = None
 
     def hung_stages(self, now: float | None = None) -> list[str]:
-        """Threads busy with one piece of work for longer than the stage timeout."""
+        """Threads that have made no progress on their work for longer than the stage timeout."""
         now = self.clock() if now is None else now
         limit = self.options.stage_timeout_s
         return [n for n, since in self.busy_since.items() if since is not None and now - since > limit]
@@ -519,6 +519,7 @@ class VoiceLoop:
         try:
             stream = stream_with_timeout(lambda: self.chat.reply(request), self.options.stage_timeout_s)
             for piece in stream:
+                self._beat("companion-think", busy=True)  # progress: not hung
                 if "llm_first_token" not in record.timings_ms:
                     record.timings_ms["llm_first_token"] = (clock() - t_llm) * 1000.0
                 done = splitter.feed(piece)
@@ -610,7 +611,7 @@ class VoiceLoop:
                             SpokenAudio(block, self.tts.sample_rate, job.record.turn, job.sentence.index), job.record
                         )
                     )
-                    self._beat(name)
+                    self._beat(name, busy=True)
                     if self._cut.is_set():
                         break
             except Exception as exc:
