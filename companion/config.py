@@ -71,7 +71,10 @@ class LlmSettings:
     memory_tokens: int = setting(768, check=non_negative, doc="budget for earlier turns")
     max_reply_tokens: int = setting(96, check=positive, doc="reply length cap in tokens")
     max_sentences: int = setting(3, check=positive, doc="reply length cap in sentences")
-    threads: int = setting(2, check=positive, doc="CPU threads")
+    threads: int = setting(2, check=positive, doc="CPU threads for the prompt and the first sentence")
+    threads_while_speaking: int = setting(
+        1, check=positive, doc="CPU threads for the rest of the reply (leave a core to the TTS)"
+    )
     batch: int = setting(256, check=positive, doc="prompt batch size")
     temperature: float = setting(0.6, check=between(0, 2), doc="sampling temperature")
     top_p: float = setting(0.9, check=between(0, 1), doc="nucleus sampling")

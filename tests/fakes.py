@@ -86,6 +86,13 @@ class ScriptChat:
                 yield word + " "
         self.events.append("llm done")
 
+    def remember_spoken(self, spoken_reply: str) -> None:
+        self.events.append(f"remember: {spoken_reply}")
+
+    def prefill(self) -> int:
+        self.events.append("prefill")
+        return 0
+
     def reset(self, prompt: PersonaPrompt | None = None, *, keep_memory: bool = False) -> None:
         self.prompts.append(prompt)
 

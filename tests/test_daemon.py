@@ -123,7 +123,7 @@ def test_sigterm_stops_the_daemon_cleanly_within_3_seconds(tmp_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
     sock.settimeout(60)
-    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "companion", "run", "--input", str(fixture_path("session_1.wav")),
          "--output-dir", str(tmp_path / "out")],

@@ -75,3 +75,27 @@ def test_reset_changes_the_persona_and_forgets(chat):
     chat.reset(other)
     assert chat.memory == [] and chat.prompt == other
     chat.reset(PROMPT)
+
+
+def test_after_prefill_a_turn_only_evaluates_the_new_words(chat):
+    chat.reset()
+    for question in ("Hello there!", "What do you like to eat?", "Do you like music?"):
+        reply = "".join(chat.reply(question))
+        chat.remember_spoken(reply.strip())
+        chat.prefill()
+    list(chat.reply("Tell me about the sea."))
+    # the user message plus the chat template's few tokens around it; nothing of the history
+    assert chat.last_evaluated_tokens <= len(chat.tokens("Tell me about the sea.")) + 10
+
+
+def test_memory_is_trimmed_in_steps_not_every_turn(chat):
+    chat.reset()
+    trims = 0
+    for i in range(14):
+        list(chat.reply(f"Message {i}: tell me one fact about the number {i}."))
+        before = len(chat.memory)
+        chat.prefill()
+        if len(chat.memory) < before:
+            trims += 1
+    assert 0 < trims <= 14 // 2  # a trim frees room for the next turns too
+    assert chat._history_tokens(chat.memory) <= chat.settings.memory_tokens

@@ -13,7 +13,7 @@ from fixtures.fixtures import fixture_path, load_manifest, normalise
 
 from companion.audio.io import load_for_stt, read_audio, resample, to_float32
 
-ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+ENV = dict(os.environ)
 
 
 def companion(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

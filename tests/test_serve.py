@@ -37,7 +37,6 @@ def companion(*args: str, env: dict[str, str], stdin: str | None = None) -> subp
 def env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "OMP_WAIT_POLICY": "PASSIVE",
         "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
         "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
     }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -63,10 +62,6 @@ def setup_logging(verbose: bool = False, quiet: bool = False, level: str | None 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # llama.cpp and CTranslate2 use OpenMP. Its default spin-waiting collapses to a few
-    # tokens/s when the TTS or STT thread takes one of the two cores; passive waiting keeps
-    # generation steady under that contention (measured: ~43 tok/s vs 4-54 tok/s).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if not a.startswith("-")), None)
     parser = build_parser(command)

@@ -126,7 +126,7 @@ def bench_say(
     persona: str | None = None,
 ) -> dict[str, Any]:
     base = companion_command()
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    env = dict(os.environ)
     work = Path(tempfile.mkdtemp(prefix="companion-say-bench-"))
     server: subprocess.Popen[str] | None = None
     load_before = os.getloadavg()
