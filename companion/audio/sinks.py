@@ -95,6 +95,9 @@ class SpeakerSink:
 
     def begin(self, turn: int) -> None:
         self._resampler = None
+        with self._lock:
+            if self._stream is not None and self._stream.stopped:
+                self._stream.start()
 
     def write(self, audio: SpokenAudio) -> float:
         with self._lock:
@@ -119,6 +122,8 @@ class SpeakerSink:
             remaining = self._written_until - time.monotonic() + float(self._stream.latency)
             if remaining > 0:
                 time.sleep(remaining)
+            with self._lock:  # idle between replies: stop, so the device does not run dry
+                self._stream.stop()
         return ""
 
     def close(self) -> None:

@@ -1,0 +1,190 @@
+"""`companion run` on real sound devices, exactly as on the robot (no --input).
+
+A private PulseAudio server provides the devices: a recorded conversation is played
+into the robot's microphone with ``paplay`` and what the robot says is recorded from
+its speaker. Checked: one spoken, intelligible reply per turn, and the robot never
+answers its own voice (also when its voice leaks back into the microphone).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures.fixtures import fixture_path, load_manifest, normalise
+from pulse import RATE, PulseServer, PulseUnavailable, speech_spans
+
+from companion.audio.io import load_for_stt, to_float32, write_wav
+
+pytestmark = [pytest.mark.audio, pytest.mark.slow]
+
+PERSONA = """\
+name: Robot
+system_prompt: You are Robot, a cheerful little robot. Always answer in one short sentence.
+fallback: Sorry, I missed that.
+"""
+
+
+@dataclass
+class Daemon:
+    """A `companion run` subprocess; its stderr lines collected as they come."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def start_reading(self) -> None:
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.append(line.rstrip())
+
+        threading.Thread(target=read, name="test-daemon-log", daemon=True).start()
+
+    def count(self, marker: str) -> int:
+        return sum(marker in line for line in self.lines)
+
+    def said(self) -> list[str]:
+        return [line.split("said: ", 1)[1] for line in self.lines if "companion.loop: said: " in line]
+
+    def heard(self) -> list[str]:
+        return [line.split("heard: ", 1)[1] for line in self.lines if "companion.loop: heard: " in line]
+
+    def wait_for(self, marker: str, n: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.count(marker) < n:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def log(self) -> str:
+        return "\n".join(self.lines[-40:])
+
+
+def write_config(tmp: Path) -> Path:
+    (tmp / "personas").mkdir()
+    (tmp / "personas" / "tester.yaml").write_text(PERSONA, encoding="utf-8")
+    config = tmp / "config.yaml"
+    config.write_text(
+        f"persona: tester\npersonas_dir: {tmp / 'personas'}\nstate_dir: {tmp / 'state'}\nlog_level: info\n"
+        "llm:\n  max_sentences: 1\n  max_reply_tokens: 32\n"
+        "control:\n  enabled: false\n",  # no TCP port shared with other daemons on this machine
+        encoding="utf-8",
+    )
+    return config
+
+
+def start_pulse(root: Path, **kwargs: object) -> PulseServer:
+    try:
+        return PulseServer(root, **kwargs).start()  # type: ignore[arg-type]
+    except PulseUnavailable as exc:
+        pytest.skip(f"no PulseAudio here: {exc}")
+
+
+def cut_turns(name: str, tmp: Path) -> tuple[list[Path], list[dict[str, object]]]:
+    """Each turn of a recorded session as its own WAV (with the room's noise around it)."""
+    turns = load_manifest()["files"][name]["turns"]
+    samples = load_for_stt(fixture_path(name))
+    paths = []
+    for i, turn in enumerate(turns):
+        start, end = int((turn["start_s"] - 0.5) * 16000), int((turn["end_s"] + 0.6) * 16000)
+        paths.append(tmp / f"turn-{i + 1}.wav")
+        write_wav(paths[-1], to_float32(samples[max(start, 0) : end]), 16000)
+    return paths, turns
+
+
+def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> tuple[Daemon, np.ndarray, np.ndarray]:
+    """Run the daemon on the default devices; say each turn into the mic, waiting for the reply
+    like a person would (so a slow, busy machine cannot make the robot talk over the next turn);
+    record the speaker and the microphone."""
+    speaker = pulse.record("speaker.monitor", tmp / "speaker.raw")
+    mic = pulse.record("mic.monitor", tmp / "mic.raw")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "companion", "run", "--config", str(config)],
+        env=dict(pulse.env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    daemon = Daemon(proc)
+    daemon.start_reading()
+    try:
+        assert daemon.wait_for("listening on", 1, 120), f"the daemon never started listening:\n{daemon.log()}"
+        for n, turn in enumerate(turns, start=1):
+            pulse.play(turn, sink="mic").wait(30)
+            if not daemon.wait_for("companion.loop: said: ", n, 60):
+                break
+            time.sleep(0.8)  # past the echo tail (0.4 s): the robot listens again
+        # time for an (unwanted) answer to its own last reply to show up
+        time.sleep(2.5)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return daemon, speaker.stop(), mic.stop()
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(samples, dtype=np.float64))) + 1e-9))
+
+
+def mic_level_while_speaking(speaker: np.ndarray, mic: np.ndarray) -> list[float]:
+    """The microphone's level during each stretch of the robot's speech (both recordings start together)."""
+    return [level_dbfs(mic[int(a * RATE) : int(b * RATE)]) for a, b in speech_spans(speaker)]
+
+
+def check_replies(daemon: Daemon, audio: np.ndarray, turns: list[dict[str, object]], stt: object) -> None:
+    said, heard = daemon.said(), daemon.heard()
+    assert daemon.proc.returncode == 0, daemon.log()
+    assert "Traceback" not in daemon.log(), daemon.log()
+    assert len(heard) == len(turns), f"heard {heard} for {len(turns)} turns:\n{daemon.log()}"
+    assert len(said) == len(turns), f"said {said} for {len(turns)} turns:\n{daemon.log()}"
+    for got, want in zip(heard, turns, strict=True):
+        common = set(normalise(got).split()) & set(normalise(str(want["text"])).split())
+        assert len(common) >= 2, f"heard {got!r} for {want['text']!r}"
+
+    spans = speech_spans(audio)
+    assert len(spans) == len(turns), f"speaker played {len(spans)} stretches of speech {spans}; said {said}"
+    for (start, end), text in zip(spans, said, strict=True):
+        clip = audio[int(start * RATE) : int(end * RATE)]
+        back = normalise(stt.transcribe(clip))  # type: ignore[attr-defined]
+        assert len(back.split()) >= 2, f"reply at {start:.1f}-{end:.1f} s transcribes to {back!r}"
+        overlap = set(back.split()) & set(normalise(text).split())
+        assert overlap, f"the speaker played {back!r} but the robot said {text!r}"
+
+
+def test_the_robot_answers_each_turn_aloud_on_real_devices(tmp_path, stt):
+    config = write_config(tmp_path)
+    recordings, turns = cut_turns("session_1.wav", tmp_path)
+    pulse = start_pulse(tmp_path / "pulse", sinks=("mic", "speaker"))
+    try:
+        daemon, audio, mic = converse(pulse, config, recordings, tmp_path)
+    finally:
+        pulse.stop()
+    check_replies(daemon, audio, turns, stt)
+    levels = mic_level_while_speaking(audio, mic)
+    assert max(levels) < -60, f"the robot's voice reached its microphone ({levels} dBFS)"
+
+
+def test_the_robot_does_not_answer_its_own_voice_leaking_into_the_mic(tmp_path, stt):
+    """The speaker's sound is copied into the microphone (an echo path, like a real robot's body)."""
+    config = write_config(tmp_path)
+    recordings, turns = cut_turns("session_1.wav", tmp_path)
+    recordings, turns = recordings[:2], turns[:2]  # two turns show it; keeps the test short
+    pulse = start_pulse(tmp_path / "pulse", sinks=("mic", "speaker"), loopbacks=[("speaker.monitor", "mic")])
+    try:
+        daemon, audio, mic = converse(pulse, config, recordings, tmp_path)
+    finally:
+        pulse.stop()
+    levels = mic_level_while_speaking(audio, mic)
+    assert min(levels) > -40, f"the echo path is missing: the mic was at {levels} dBFS while the robot spoke"
+    check_replies(daemon, audio, turns, stt)
