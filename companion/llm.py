@@ -11,15 +11,20 @@ user text (plus the previous reply). Earlier turns are kept within
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Iterator
+from concurrent.futures import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from companion.config import LlmSettings
 from companion.errors import ModelError
 from companion.messages import PersonaPrompt
+from companion.worker import Worker
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TRIM_TO = 0.5
 """When memory outgrows its budget, drop old turns down to this fraction of it: the
@@ -76,6 +81,9 @@ class LlamaChat:
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
         self.prompt = prompt
         self.memory: list[tuple[str, str]] = []
+        self._worker = Worker("companion-llm")
+        """Every llama.cpp call runs on this one thread: OpenMP keeps a thread team per
+        calling thread, and decoding from a second thread ran ~2.5x slower here."""
         self.last_prompt_tokens = 0
         self.last_evaluated_tokens = 0
         """Prompt tokens the last reply had to evaluate (the rest came from the KV cache)."""
@@ -140,8 +148,11 @@ class LlamaChat:
 
     def warm(self) -> None:
         """Evaluate the persona prefix now so the first turn finds it in the KV cache."""
+        self._worker.call(self._warm)
+
+    def _warm(self) -> None:
         self._llm.reset()
-        self.prefill()
+        self._prefill()
 
     def prefill(self) -> int:
         """While the robot waits for the user: evaluate what the next prompt starts with.
@@ -149,20 +160,25 @@ class LlamaChat:
         That is the persona prefix plus the conversation so far (trimmed to budget). The
         next turn then only evaluates the user's new words. Returns tokens evaluated.
         """
+        return self._worker.call(self._prefill)
+
+    def _prefill(self) -> int:
         self.trim_memory(reserve=64)
         tokens = self.tokens(self._render(self.memory, None))
-        cached = self._llm.input_ids[: self._llm.n_tokens]
-        common = 0
-        for a, b in zip(cached, tokens, strict=False):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(tokens) - 1)  # llama.cpp needs a token to evaluate next
+        common = min(self._cached_prefix(tokens), len(tokens) - 1)  # llama.cpp needs a token to evaluate
         self._set_threads(self.settings.threads)
         self._llm.n_tokens = common
         self._llm.eval(tokens[common:])
         _log.debug("prefilled %d tokens (%d already cached)", len(tokens) - common, common)
         return len(tokens) - common
+
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        common = 0
+        for a, b in zip(self._llm.input_ids[: self._llm.n_tokens], tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        return common
 
     def _set_threads(self, n: int) -> None:
         import llama_cpp
@@ -170,30 +186,39 @@ class LlamaChat:
         llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, self.settings.threads)
 
     def reply(self, text: str) -> Iterator[str]:
-        prompt, _ = self._fit_history(text)
-        self.last_prompt_tokens = len(prompt)
-        cached = self._llm.input_ids[: self._llm.n_tokens]
-        common = 0
-        for a, b in zip(cached, prompt, strict=False):
-            if a != b:
-                break
-            common += 1
-        self.last_evaluated_tokens = len(prompt) - common
-        s = self.settings
-        self._set_threads(s.threads)  # the prompt and the first sentence: all cores
-        fast = True
-        pieces: list[str] = []
-        stream = self._llm.create_completion(
-            prompt=prompt,
-            max_tokens=s.max_reply_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            repeat_penalty=s.repeat_penalty,
-            seed=s.seed,
-            stop=self._stops,
-            stream=True,
-        )
+        out: queue.Queue[str | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+        done = self._worker.submit(self._generate, text, out, stop)
         try:
+            while (item := out.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()  # if the caller stopped early, the worker ends after the next token
+            wait([done], timeout=5.0)
+
+    def _generate(self, text: str, out: queue.Queue[str | BaseException | None], stop: threading.Event) -> None:
+        """On the LLM's own thread: stream the reply into ``out`` (None at the end)."""
+        pieces: list[str] = []
+        stream = None
+        try:
+            prompt, _ = self._fit_history(text)
+            self.last_prompt_tokens = len(prompt)
+            self.last_evaluated_tokens = len(prompt) - self._cached_prefix(prompt)
+            s = self.settings
+            self._set_threads(s.threads)  # the prompt and the first sentence: all cores
+            fast = True
+            stream = self._llm.create_completion(
+                prompt=prompt,
+                max_tokens=s.max_reply_tokens,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                repeat_penalty=s.repeat_penalty,
+                seed=s.seed,
+                stop=self._stops,
+                stream=True,
+            )
             for part in stream:
                 piece = part["choices"][0]["text"]
                 if piece:
@@ -201,12 +226,18 @@ class LlamaChat:
                     if fast and _SENTENCE_END.intersection(piece):
                         fast = False  # the first sentence is out: leave a core to the TTS
                         self._set_threads(s.threads_while_speaking)
-                    yield piece
+                    out.put(piece)
+                if stop.is_set():
+                    break
+        except BaseException as exc:
+            out.put(exc)
         finally:
-            stream.close()
+            if stream is not None:
+                stream.close()
             reply = "".join(pieces).strip()
             if reply:
                 self.memory.append((text, reply))
+            out.put(None)
 
     def remember_spoken(self, spoken_reply: str) -> None:
         """Replace the last reply in memory with what was actually said (it may have been cut)."""

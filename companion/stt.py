@@ -11,6 +11,7 @@ import numpy as np
 from companion.config import SttSettings
 from companion.errors import ModelError
 from companion.messages import Float32Array
+from companion.worker import Worker
 
 _log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class FasterWhisperSTT:
         from faster_whisper import WhisperModel
 
         self.settings = settings
+        self._worker = Worker("companion-whisper")
         self.model_name = resolve_model(settings.model)
         try:
             self._model: Any = WhisperModel(
@@ -61,6 +63,9 @@ class FasterWhisperSTT:
         self.transcribe((rng.standard_normal(16000) * 0.01).astype(np.float32))
 
     def transcribe(self, audio: Float32Array) -> str:
+        return self._worker.call(self._transcribe, audio)
+
+    def _transcribe(self, audio: Float32Array) -> str:
         segments, _info = self._model.transcribe(
             audio,
             language=self.settings.language,
