@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import wait
 from pathlib import Path
@@ -154,22 +155,36 @@ class LlamaChat:
         self._llm.reset()
         self._prefill()
 
-    def prefill(self) -> int:
-        """While the robot waits for the user: evaluate what the next prompt starts with.
+    def prefill(self, user: str | None = None, *, wait: bool = True) -> None:
+        """Evaluate ahead what the next prompt starts with, so a turn only pays for the rest.
 
-        That is the persona prefix plus the conversation so far (trimmed to budget). The
-        next turn then only evaluates the user's new words. Returns tokens evaluated.
+        Without ``user`` (the robot waits for the user): the persona prefix plus the
+        conversation so far, trimmed to budget. With ``user`` (a speculative transcript,
+        while the turn's end is still being confirmed): the whole prompt for it; if the
+        final words differ, llama.cpp reuses what still matches.
         """
-        return self._worker.call(self._prefill)
+        job = self._worker.submit(self._prefill, user)
+        if wait:
+            job.result()
 
-    def _prefill(self) -> int:
-        self.trim_memory(reserve=64)
-        tokens = self.tokens(self._render(self.memory, None))
+    def _prefill(self, user: str | None = None) -> int:
+        if user is None:
+            self.trim_memory(reserve=64)
+            tokens = self.tokens(self._render(self.memory, None))
+        else:
+            tokens, _ = self._fit_history(user)
         common = min(self._cached_prefix(tokens), len(tokens) - 1)  # llama.cpp needs a token to evaluate
         self._set_threads(self.settings.threads)
         self._llm.n_tokens = common
+        t = time.perf_counter()
         self._llm.eval(tokens[common:])
-        _log.debug("prefilled %d tokens (%d already cached)", len(tokens) - common, common)
+        _log.debug(
+            "prefilled %d tokens (%d already cached) in %.0f ms%s",
+            len(tokens) - common,
+            common,
+            (time.perf_counter() - t) * 1000,
+            " (speculative)" if user else "",
+        )
         return len(tokens) - common
 
     def _cached_prefix(self, tokens: list[int]) -> int:

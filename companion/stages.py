@@ -76,8 +76,9 @@ class Chat(Protocol):
         """Keep in memory what was actually said for the last reply (it may have been cut)."""
         ...
 
-    def prefill(self) -> int:
-        """Idle time: get ready for the next turn (e.g. evaluate the prompt so far)."""
+    def prefill(self, user: str | None = None, *, wait: bool = True) -> None:
+        """Idle time: get ready for the next turn (e.g. evaluate the prompt so far), or
+        for ``user``'s likely words while the end of the turn is being confirmed."""
         ...
 
     def reset(self, prompt: PersonaPrompt | None = None, *, keep_memory: bool = False) -> None:

@@ -89,9 +89,8 @@ class ScriptChat:
     def remember_spoken(self, spoken_reply: str) -> None:
         self.events.append(f"remember: {spoken_reply}")
 
-    def prefill(self) -> int:
-        self.events.append("prefill")
-        return 0
+    def prefill(self, user: str | None = None, *, wait: bool = True) -> None:
+        self.events.append(f"prefill: {user}" if user else "prefill")
 
     def reset(self, prompt: PersonaPrompt | None = None, *, keep_memory: bool = False) -> None:
         self.prompts.append(prompt)
