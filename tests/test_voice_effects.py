@@ -96,5 +96,7 @@ def test_ring_mod_and_bitcrush_change_the_sound_but_keep_the_length(piper):
 def test_volume_scales_the_voice(piper, tmp_path: Path):
     (plain,) = piper.synthesize("Quiet now.")
     (soft,) = wrap(piper, VoiceSettings(volume=0.5), tmp_path).synthesize("Quiet now.")
-    ratio = np.sqrt(np.mean(soft**2) / np.mean(plain**2))  # Piper's noise makes runs differ slightly
-    assert ratio == pytest.approx(0.5, abs=0.06)
+    # Piper normalises every sentence to a peak of 1.0, so peaks compare exactly even though
+    # its sampling noise makes two runs differ in detail (RMS ratios drifted by up to 0.06)
+    ratio = np.max(np.abs(soft)) / np.max(np.abs(plain))
+    assert ratio == pytest.approx(0.5, abs=0.01)
