@@ -50,6 +50,7 @@ from companion.stages import (
     Synthesizer,
 )
 from companion.vad import TurnDetector
+from companion.worker import iterate_in_thread
 
 _log = logging.getLogger(__name__)
 
@@ -106,53 +107,17 @@ class StageTimeout(Exception):
     """A stage took longer than ``stage_timeout_s``."""
 
 
-class _Done:
-    pass
-
-
 def stream_with_timeout(
-    make: Callable[[], Iterator[str]], timeout: float, name: str = "companion-llm"
+    make: Callable[[], Iterator[str]], timeout: float, name: str = "companion-llm-stream"
 ) -> Iterator[str]:
-    """Iterate ``make()`` in its own thread; raise :class:`StageTimeout` if a piece takes too long.
+    """Iterate ``make()`` on a helper thread; raise :class:`StageTimeout` if a piece takes too long.
 
-    A model that hangs then costs one stuck worker thread, not the whole loop. When
-    the consumer stops early, the worker closes the stream itself.
+    A model that hangs then costs one stuck helper thread, not the whole loop.
     """
-    pieces: queue.Queue[str | BaseException | _Done] = queue.Queue()
-    stop = threading.Event()
-
-    def produce() -> None:
-        stream = None
-        try:
-            stream = make()
-            for piece in stream:
-                pieces.put(piece)
-                if stop.is_set():
-                    break
-        except BaseException as exc:
-            pieces.put(exc)
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
-            pieces.put(_Done())
-
-    worker = threading.Thread(target=produce, name=name, daemon=True)
-    worker.start()
     try:
-        while True:
-            try:
-                item = pieces.get(timeout=timeout)
-            except queue.Empty:
-                raise StageTimeout(f"no reply from the language model in {timeout:g} s") from None
-            if isinstance(item, _Done):
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout)  # let the stream close (and the chat update its memory) first
+        yield from iterate_in_thread(make, name=name, timeout=timeout)
+    except TimeoutError:
+        raise StageTimeout(f"no reply from the language model in {timeout:g} s") from None
 
 
 def strip_wake_phrase(text: str, phrases: tuple[str, ...]) -> str | None:

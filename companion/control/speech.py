@@ -7,10 +7,8 @@ long input starts playing after its first sentence.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import queue
 import threading
 import wave
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from companion.messages import Float32Array, SpokenAudio
 from companion.persona import Persona
 from companion.sentences import split_sentences
 from companion.stages import AudioSink, Synthesizer
+from companion.worker import iterate_in_thread
 
 _log = logging.getLogger(__name__)
 
@@ -95,35 +94,13 @@ def stream_blocks(
     The reader plays block ``n`` while the helper synthesizes the next sentence, so
     a slow sink write never leaves the speaker waiting on synthesis.
     """
-    out: queue.Queue[tuple[int, Float32Array] | BaseException | None] = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
 
-    def produce() -> None:
-        try:
-            for i, sentence in enumerate(sentences):
-                for block in synth.synthesize(sentence, speed=speed):
-                    if stop.is_set():
-                        return
-                    out.put((i, block))
-            out.put(None)
-        except BaseException as exc:
-            out.put(exc)
+    def blocks() -> Iterator[tuple[int, Float32Array]]:
+        for i, sentence in enumerate(sentences):
+            for block in synth.synthesize(sentence, speed=speed):
+                yield i, block
 
-    worker = threading.Thread(target=produce, name="companion-say-tts", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = out.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                out.get(timeout=0.05)
+    return iterate_in_thread(blocks, name="companion-say-tts", ahead=ahead)
 
 
 def play(
