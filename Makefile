@@ -10,7 +10,7 @@ CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_ARGS
 PIP := $(BIN)/python -m pip
 
-.PHONY: run demo test lint setup setup-dev system-deps install-xtts clean bench
+.PHONY: run demo test lint setup setup-dev system-deps install-xtts install-studio clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ $(VENV)/.installed-xtts: $(VENV)/.installed requirements-xtts.txt
 	$(PIP) install --quiet -r requirements-xtts.txt
 	$(PIP) install --quiet --no-deps resemblyzer==0.1.4
 	@touch $@
+
+# voice studio (companion voice studio/review/export): PyAV, torch, resemblyzer
+install-studio: $(VENV)/.installed
+	$(PIP) install --quiet -e '.[studio]'
+	$(PIP) install --quiet --no-deps resemblyzer==0.1.4
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ from companion.stages import AudioSink, AudioSource, Chat, Clock, EventBus, Spee
 from companion.vad import TurnDetector
 
 if TYPE_CHECKING:
+    from companion.audio.echo import EchoPath, EchoReference
     from companion.loop import VoiceLoop
 
 T = TypeVar("T")
@@ -50,8 +51,7 @@ class Models:
 
 def load_models(config: Config, persona: Persona, *, warm: bool = True) -> Models:
     """Load STT, LLM and TTS (in parallel: each mostly waits on disk and native init)."""
-    from companion.llm import LlamaChat
-    from companion.stt import FasterWhisperSTT
+    from companion.remote.build import build_chat, build_stt
 
     times: dict[str, float] = {}
 
@@ -64,17 +64,17 @@ def load_models(config: Config, persona: Persona, *, warm: bool = True) -> Model
 
         return run
 
-    def stt() -> FasterWhisperSTT:
-        model = FasterWhisperSTT(config.stt)
-        if warm:
+    def stt() -> SpeechToText:
+        model = build_stt(config)  # the local model, or a remote with it as fallback
+        if warm and hasattr(model, "warm"):
             model.warm()
         return model
 
-    def chat() -> LlamaChat:
-        model = LlamaChat(config.llm, persona_prompt(persona))
-        if warm:
-            model.warm()
-        return model
+    def chat() -> Chat:
+        from companion.memory.build import ground
+
+        # grounded in the persona's facts and the memory of the user (issue 14); ground() warms it
+        return ground(config, persona, build_chat(config, persona_prompt(persona)), warm=warm)
 
     def tts() -> Synthesizer:
         synth = build_tts(config, persona)
@@ -109,22 +109,61 @@ def build_loop(
     sink: AudioSink,
     bus: EventBus | None = None,
     clock: Clock = time.monotonic,
+    echo_reference: EchoReference | None = None,
+    greet: bool = False,
 ) -> VoiceLoop:
+    """The loop; ``echo_reference`` is what the speaker plays (for echo cancellation on a live mic)."""
     from companion.loop import LoopOptions, VoiceLoop
 
+    echo = open_echo_path(config, echo_reference) if source.live else None
+    barge_in = config.listen.barge_in
+    if barge_in is None:
+        barge_in = config.audio.echo_cancel == "external" or echo is not None
+    from companion.turnend import make_policy
+
+    hinted = config.vad.end_of_turn != "silence"  # the loop answers each draft with a hold
     return VoiceLoop(
         source=source,
         sink=sink,
-        detector=TurnDetector(config.vad, clock=clock),
+        detector=TurnDetector(config.vad, clock=clock, hinted=hinted),
         stt=models.stt,
         chat=models.chat,
         tts=models.tts,
         persona=persona,
         listen=config.listen,
-        options=LoopOptions(max_sentences=config.llm.max_sentences),
+        options=LoopOptions(max_sentences=config.llm.max_sentences, barge_in=barge_in, greet=greet),
         bus=bus,
         clock=clock,
+        echo=echo,
+        end_of_turn=make_policy(config.vad, _end_of_turn_probability(models.chat)) if hinted else None,
     )
+
+
+def _end_of_turn_probability(chat: object) -> Callable[[str], float] | None:
+    """The loaded LLM's end-of-turn scorer, through wrappers (memory, fallback) that hold it as ``inner``."""
+    for _ in range(4):
+        probability = getattr(chat, "end_of_turn_probability", None)
+        if probability is not None:
+            return probability
+        chat = getattr(chat, "inner", None)
+        if chat is None:
+            break
+    return None
+
+
+def open_echo_path(config: Config, reference: EchoReference | None) -> EchoPath | None:
+    """Speex echo cancellation on the mic, fed what the speaker plays; None (logged) if it cannot run."""
+    if config.audio.echo_cancel != "speex" or reference is None:
+        return None
+    from companion.audio.echo import EchoPath, SpeexEchoCanceller
+    from companion.errors import UserError
+
+    try:
+        canceller = SpeexEchoCanceller(reference.rate, tail_ms=config.audio.echo_filter_ms)
+    except UserError as exc:
+        _log.warning("%s; the robot will not listen while it speaks", exc)
+        return None
+    return EchoPath(canceller, reference)
 
 
 def load_persona_for(config: Config, name: str | None = None) -> Persona:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from companion.body.settings import GpioSettings
 from companion.control.settings import ControlSettings
+from companion.memory.settings import MemorySettings
 from companion.settings import between, build, non_negative, one_of, positive, read_yaml, setting
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -34,6 +35,10 @@ class AudioSettings:
     output_rate: int | None = setting(None, check=positive, doc="speaker sample rate; null = the voice's own rate")
     block_ms: int = setting(30, check=one_of(10, 20, 30), doc="microphone block length (ms)")
     output_latency: Literal["low", "high"] = setting("low", doc="PortAudio latency hint for playback")
+    echo_cancel: Literal["speex", "external", "off"] = setting(
+        "off", doc="speex (in-process, libspeexdsp), external (the OS does it) or off (half-duplex)"
+    )
+    echo_filter_ms: int = setting(250, check=between(20, 1000), doc="speex: longest echo path it models (ms)")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,13 @@ class VadSettings:
     frame_ms: int = setting(30, check=one_of(10, 20, 30), doc="webrtcvad frame length")
     pre_roll_ms: int = setting(300, check=non_negative, doc="audio kept before the onset")
     start_ms: int = setting(90, check=positive, doc="voiced audio needed to start a turn")
-    end_silence_ms: int = setting(500, check=positive, doc="silence that ends a turn")
+    end_silence_ms: int = setting(500, check=positive, doc="silence that ends a turn (end_of_turn: silence)")
+    end_of_turn: Literal["silence", "syntax", "llm", "syntax+llm"] = setting(
+        "syntax+llm", doc="how long a pause must be, from what was said so far (companion/turnend.py)"
+    )
+    min_end_silence_ms: int = setting(200, check=positive, doc="...after a complete sentence")
+    max_end_silence_ms: int = setting(1200, check=positive, doc="...after an unfinished one, at most")
+    noise_gate_db: float = setting(6.0, check=between(0, 40), doc="speech must stand this far above the room; 0 = off")
     min_utterance_ms: int = setting(300, check=non_negative, doc="shorter voiced turns are noise")
     max_utterance_s: float = setting(15.0, check=positive, doc="longer turns are cut here")
 
@@ -53,10 +64,17 @@ class ListenSettings:
     wake_phrases: tuple[str, ...] = setting((), doc="extra wake phrases besides the persona's own")
     ignore_while_speaking: bool = setting(True, doc="drop the mic while the robot talks")
     echo_tail_ms: int = setting(400, check=non_negative, doc="...and for this long after")
+    barge_in: bool | None = setting(None, doc="talking over the robot interrupts it; null = on unless echo_cancel: off")
+    barge_in_ms: int = setting(250, check=between(60, 2000), doc="voiced audio that counts as an interruption (ms)")
 
 
 @dataclass(frozen=True)
 class SttSettings:
+    engine: Literal["local", "wyoming"] = setting("local", doc="local (faster-whisper here) or wyoming (a server)")
+    uri: str | None = setting(None, doc="wyoming: the server, tcp://HOST:PORT (e.g. wyoming-faster-whisper)")
+    connect_timeout_s: float = setting(0.5, check=positive, doc="remote: give up connecting after this")
+    deadline_s: float = setting(3.0, check=positive, doc="remote: transcript due this long after the turn ends")
+    fallback: bool = setting(True, doc="remote: keep the local model loaded as fallback (costs ~150 MB RSS)")
     model: str = setting("default", doc="'default' (bundled tiny.en), a model name, or a directory")
     language: str | None = setting("en", doc="spoken language; null = detect")
     compute_type: str = setting("int8", doc="CTranslate2 compute type")
@@ -66,6 +84,14 @@ class SttSettings:
 
 @dataclass(frozen=True)
 class LlmSettings:
+    engine: Literal["local", "openai"] = setting("local", doc="local (llama.cpp here) or openai (a chat server)")
+    url: str | None = setting(None, doc="openai: the API base, http://HOST:PORT/v1 (llama.cpp server, Ollama)")
+    remote_model: str = setting("default", doc="openai: the model name the server knows")
+    api_key_env: str = setting("COMPANION_LLM_API_KEY", doc="openai: environment variable with the API key")
+    api_key_file: Path | None = setting(None, doc="openai: file holding the API key (instead of the variable)")
+    connect_timeout_s: float = setting(0.5, check=positive, doc="remote: give up connecting after this")
+    deadline_s: float = setting(4.0, check=positive, doc="remote: first token due within this")
+    fallback: bool = setting(True, doc="remote: keep the local model loaded as fallback (costs ~200 MB RSS)")
     model: str = setting("default", doc="'default' (bundled SmolLM2-135M) or a .gguf path")
     context_tokens: int = setting(2048, check=positive, doc="model context window")
     memory_tokens: int = setting(768, check=non_negative, doc="budget for earlier turns")
@@ -84,7 +110,11 @@ class LlmSettings:
 
 @dataclass(frozen=True)
 class TtsSettings:
-    engine: str = setting("piper", doc="piper or xtts; a persona may choose its own")
+    engine: str = setting("piper", doc="piper, xtts or wyoming (a server); a persona may choose its own")
+    uri: str | None = setting(None, doc="wyoming: the server, tcp://HOST:PORT (voice: the persona's wyoming_voice)")
+    connect_timeout_s: float = setting(0.5, check=positive, doc="remote: give up connecting after this")
+    deadline_s: float = setting(3.0, check=positive, doc="remote: first audio of a sentence due within this")
+    fallback: bool = setting(True, doc="remote: keep the local voice loaded as fallback (Piper: ~145 MB RSS)")
     voice: str = setting("default", doc="piper: 'default' (bundled en_US-joe) or an .onnx path")
     threads: int = setting(1, check=positive, doc="CPU threads for synthesis")
     xtts_model_dir: Path | None = setting(None, doc="xtts: directory with the XTTS v2 files")
@@ -106,6 +136,7 @@ class Config:
     tts: TtsSettings = field(default_factory=TtsSettings)
     gpio: GpioSettings = field(default_factory=GpioSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from companion.app import build_loop, build_tts, load_models, persona_prompt
 from companion.audio.sources import FileSource
@@ -28,8 +29,13 @@ from companion.persona import Persona, load_persona
 from companion.sdnotify import Notifier
 from companion.settings import ConfigError
 from companion.stages import AudioSink, AudioSource, EventBus, Synthesizer
+from companion.tts.cache import VoiceCache
+
+if TYPE_CHECKING:
+    from companion.audio.echo import EchoReference
 
 _log = logging.getLogger(__name__)
+
 
 
 @dataclass
@@ -57,6 +63,8 @@ class Daemon:
         persona_key: str | None = None,
         conversation_log: bool | None = None,
         pin_factory: object | None = None,
+        echo_reference: EchoReference | None = None,
+        greet: bool | None = None,
     ) -> None:
         self.loaded = loaded
         self.config: Config = loaded.config
@@ -69,8 +77,13 @@ class Daemon:
         self.clock = clock
         self.status = DaemonStatus(started_at=clock())
         self.loop: VoiceLoop | None = None
-        self._voices: dict[str, Synthesizer] = {}
+        self.echo_reference = echo_reference
+        self.greet = source.live if greet is None else greet
+        self.voices = VoiceCache(lambda p: build_tts(self.config, p))
         self._lock = threading.Lock()
+        self._reload_lock = threading.RLock()
+        self._reload_wanted = False
+        self._reloader: threading.Thread | None = None
         self._stopping = threading.Event()
         self.notifier = notifier or Notifier()
         self._hung_reported: list[str] = []
@@ -87,11 +100,22 @@ class Daemon:
     def start(self) -> VoiceLoop:
         models = load_models(self.config, self.persona)
         self.models = models
-        self._voices[self._voice_key(self.persona)] = models.tts
+        self.voices.put(self.persona, models.tts)
+        warm = getattr(self.sink, "warm", None)
+        if warm is not None and self.source.live:
+            warm(models.tts.sample_rate)  # the speaker's stream starts now, not in the greeting
         self.body = open_body(self.config.gpio, self.pin_factory)
         sink = self.body.wrap_sink(self.sink) if self.body is not None else self.sink
         self.loop = build_loop(
-            self.config, self.persona, models, source=self.source, sink=sink, bus=self.bus, clock=self.clock
+            self.config,
+            self.persona,
+            models,
+            source=self.source,
+            sink=sink,
+            bus=self.bus,
+            clock=self.clock,
+            echo_reference=self.echo_reference,
+            greet=self.greet,
         )
         if self.body is not None:
             self.body.attach(self.bus, self.loop)
@@ -157,24 +181,53 @@ class Daemon:
             self.stop()
 
         def on_hup(_signum: int, _frame: FrameType | None) -> None:
-            threading.Thread(target=self.reload, name="companion-reload", daemon=True).start()
+            self.request_reload()
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
 
+    def echo_status(self) -> dict[str, object]:
+        """Echo cancellation and barge-in, for ``/status``: how much echo it removes and at what cost."""
+        loop = self.loop
+        echo = loop.echo if loop is not None else None
+        out: dict[str, object] = {
+            "mode": self.config.audio.echo_cancel,
+            "barge_in": bool(loop is not None and loop.options.barge_in),
+        }
+        if echo is not None:
+            stats = echo.stats
+            out.update(
+                erle_db=round(stats.erle_db, 1),
+                cost_ms_per_10ms_frame=round(stats.cost_ms_per_frame, 3),
+                trained=echo.trained,
+                frames=stats.frames,
+                gated_blocks=echo.gated_blocks,
+            )
+        return out
+
     # ---- persona and config ---------------------------------------------------------------
 
-    @staticmethod
-    def _voice_key(persona: Persona) -> str:
-        return repr(persona.voice)
+    def request_reload(self) -> None:
+        """Reload soon, on one reload thread: a storm of SIGHUPs becomes one or two reloads."""
+        with self._reload_lock:  # re-entrant: a signal may land while the main thread holds it
+            self._reload_wanted = True
+            if self._reloader is None:
+                self._reloader = threading.Thread(target=self._reload_loop, name="companion-reload", daemon=True)
+                self._reloader.start()
+
+    def _reload_loop(self) -> None:
+        while True:
+            with self._reload_lock:
+                if not self._reload_wanted or self._stopping.is_set():
+                    self._reloader = None
+                    return
+                self._reload_wanted = False
+            self.reload()
 
     def voice_for(self, persona: Persona) -> Synthesizer:
-        """The synthesizer for a persona's voice (built once per distinct voice, then kept)."""
-        key = self._voice_key(persona)
-        if key not in self._voices:
-            self._voices[key] = build_tts(self.config, persona)
-        return self._voices[key]
+        """The synthesizer for a persona's voice (see :class:`VoiceCache`)."""
+        return self.voices.get(persona)
 
     def use_persona(self, name: str) -> Persona:
         """Swap to persona ``name`` between turns; a bad file raises and changes nothing."""
@@ -210,7 +263,7 @@ class Daemon:
                 self.notifier.ready(f"reload failed: {exc}")
                 return False
             self.loaded, self.config = loaded, loaded.config
-            self._voices.clear()
+            self.voices.clear()
             self._apply_persona(persona)
             _log.info("reloaded %s and persona %s", loaded.path, persona.name)
             self.notifier.ready(f"reloaded; persona {persona.name}")

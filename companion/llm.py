@@ -14,22 +14,19 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from companion.config import LlmSettings
 from companion.errors import ModelError
+from companion.llm_memory import ChatMemory
 from companion.messages import PersonaPrompt
 from companion.worker import Worker
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-TRIM_TO = 0.5
-"""When memory outgrows its budget, drop old turns down to this fraction of it: the
-history (and so the KV cache) then changes only every few turns, not every turn."""
 
 _SENTENCE_END = frozenset(".!?\n")
 
@@ -55,7 +52,7 @@ def resolve_model(model: str) -> Path:
 class LlamaChat:
     """A persona conversation on a llama.cpp model, streamed piece by piece."""
 
-    def __init__(self, settings: LlmSettings, prompt: PersonaPrompt) -> None:
+    def __init__(self, settings: LlmSettings, prompt: PersonaPrompt, *, memory: ChatMemory | None = None) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -80,8 +77,7 @@ class LlamaChat:
         bos = self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
-        self.prompt = prompt
-        self.memory: list[tuple[str, str]] = []
+        self.chat_memory = memory or ChatMemory(settings, prompt)
         self._worker = Worker("companion-llm")
         """Every llama.cpp call runs on this one thread: OpenMP keeps a thread team per
         calling thread, and decoding from a second thread ran ~2.5x slower here."""
@@ -91,55 +87,39 @@ class LlamaChat:
 
     # ---- prompt -------------------------------------------------------------------------
 
-    def _messages(self, history: list[tuple[str, str]], user: str | None) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.prompt.system}]
-        for u, a in (*self.prompt.examples, *history):
-            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
-        if user is not None:
-            msgs.append({"role": "user", "content": user})
-        return msgs
+    @property
+    def prompt(self) -> PersonaPrompt:
+        return self.chat_memory.prompt
 
-    def _render(self, history: list[tuple[str, str]], user: str | None) -> str:
-        messages: Any = self._messages(history, user)  # llama-cpp's TypedDicts; plain dicts at run time
+    @property
+    def memory(self) -> list[tuple[str, str]]:
+        """The earlier turns, as (user, reply) pairs (shared with any other backend)."""
+        return self.chat_memory.turns
+
+    def _render(self, history: Sequence[tuple[str, str]], user: str | None) -> str:
+        messages: Any = self.chat_memory.messages(history, user)  # llama-cpp's TypedDicts; plain dicts at run time
         prompt: str = self._format(messages=messages).prompt
         return prompt
 
     def tokens(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def _history_tokens(self, history: list[tuple[str, str]]) -> int:
-        return len(self.tokens(self._render(history, None))) - len(self.tokens(self._render([], None)))
+    def prompt_tokens(self, history: Sequence[tuple[str, str]], user: str | None) -> list[int]:
+        """The whole prompt for (history, user) in this model's tokens (a :data:`Render`)."""
+        return self.tokens(self._render(history, user))
+
+    def _history_tokens(self, history: Sequence[tuple[str, str]]) -> int:
+        return self.chat_memory.history_tokens(self.prompt_tokens, history)
 
     def trim_memory(self, reserve: int = 0) -> int:
-        """Drop the oldest turns if memory is over budget; returns how many were dropped.
-
-        ``reserve`` tokens are kept free for the next user message. Once over budget,
-        memory is cut to :data:`TRIM_TO` of it, so this is rare.
-        """
-        s = self.settings
-        budget = min(s.memory_tokens, s.context_tokens - s.max_reply_tokens - reserve - self._prefix_tokens())
-        if not self.memory or self._history_tokens(self.memory) <= budget:
-            return 0
-        target = int(budget * TRIM_TO)
-        dropped = 0
-        while self.memory and self._history_tokens(self.memory) > target:
-            self.memory.pop(0)
-            dropped += 1
-        _log.debug("memory: dropped %d oldest turn(s) to stay within %d tokens", dropped, budget)
-        return dropped
-
-    def _prefix_tokens(self) -> int:
-        return len(self.tokens(self._render([], None)))
+        """Drop the oldest turns if memory is over budget (see :meth:`ChatMemory.trim`)."""
+        return self.chat_memory.trim(self.prompt_tokens, reserve)
 
     def _fit_history(self, user: str) -> tuple[list[int], int]:
         """Prompt tokens for ``user`` with as much memory as the budgets allow."""
         s = self.settings
-        dropped = self.trim_memory(reserve=len(self.tokens(user)) + 16)
-        prompt = self.tokens(self._render(self.memory, user))
-        while len(prompt) + s.max_reply_tokens > s.context_tokens and self.memory:
-            self.memory.pop(0)
-            dropped += 1
-            prompt = self.tokens(self._render(self.memory, user))
+        fitted, dropped = self.chat_memory.fit(self.prompt_tokens, user, len(self.tokens(user)))
+        prompt = cast(list[int], fitted)
         room = s.context_tokens - s.max_reply_tokens
         if len(prompt) > room:  # a monstrous single input: keep its end
             prompt = prompt[-room:]
@@ -170,7 +150,7 @@ class LlamaChat:
     def _prefill(self, user: str | None = None) -> int:
         if user is None:
             self.trim_memory(reserve=64)
-            tokens = self.tokens(self._render(self.memory, None))
+            tokens = self.prompt_tokens(self.memory, None)
         else:
             tokens, _ = self._fit_history(user)
         common = min(self._cached_prefix(tokens), len(tokens) - 1)  # llama.cpp needs a token to evaluate
@@ -249,19 +229,50 @@ class LlamaChat:
         finally:
             if stream is not None:
                 stream.close()
-            reply = "".join(pieces).strip()
-            if reply:
-                self.memory.append((text, reply))
+            self.chat_memory.add(text, "".join(pieces))
             out.put(None)
 
     def remember_spoken(self, spoken_reply: str) -> None:
         """Replace the last reply in memory with what was actually said (it may have been cut)."""
-        if self.memory and spoken_reply:
-            self.memory[-1] = (self.memory[-1][0], spoken_reply)
+        self.chat_memory.remember_spoken(spoken_reply)
 
     def reset(self, prompt: PersonaPrompt | None = None, *, keep_memory: bool = False) -> None:
-        if not keep_memory:
-            self.memory.clear()
-        if prompt is not None and prompt != self.prompt:
-            self.prompt = prompt
+        if self.chat_memory.reset(prompt, keep_memory=keep_memory):
             self.warm()
+
+    def end_of_turn_probability(self, text: str) -> float:
+        """P(the user's message is over after ``text``), as the model reads it.
+
+        The probability mass, right after ``text``, of the template's end-of-message
+        token plus sentence-final punctuation ("." "?" "!", not "..."): the words make a
+        finished sentence. (The end token alone swings 1000-fold with the persona prompt;
+        the sum does not.) Evaluates the turn's own prompt (persona, memory, ``text``) up
+        to where the template closes the user's message, on the LLM thread, so it is
+        safe from any thread and waits behind a reply in progress. The KV cache then
+        holds that prompt: the reply to the same text only evaluates the closing tokens.
+        """
+        return self._worker.call(self._end_of_turn_probability, text)
+
+    def _end_of_turn_probability(self, text: str) -> float:
+        import llama_cpp
+        import numpy as np
+
+        mark = "\x00turn\x00"
+        probe = self._render([], mark)
+        close = self.tokens(probe[probe.rindex(mark) + len(mark) :])  # e.g. <|im_end|>\n<|im_start|>assistant\n
+        prompt, _ = self._fit_history(text)
+        if not close or prompt[-len(close) :] != close:
+            raise ModelError(f"{self.model_path}: cannot find where its chat template ends a user message")
+        context = prompt[: -len(close)]
+        common = min(self._cached_prefix(context), len(context) - 1)
+        self._set_threads(self.settings.threads)
+        self._llm.n_tokens = common
+        self._llm.eval(context[common:])
+        n_vocab = self._llm.n_vocab()
+        if getattr(self, "_sentence_ends", None) is None:
+            pieces = (self._llm.detokenize([t]).decode("utf-8", "ignore").lstrip() for t in range(n_vocab))
+            ends = [t for t, p in enumerate(pieces) if p[:1] in (".", "?", "!") and not p.startswith("..")]
+            self._sentence_ends = np.array(sorted({*ends, close[0], self._llm.token_eos()}), dtype=np.int64)
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1), shape=(n_vocab,))
+        z = np.exp(logits.astype(np.float64) - float(logits.max()))
+        return float(z[self._sentence_ends].sum() / z.sum())

@@ -47,6 +47,8 @@ class AudioChunk:
     """Sample rate in Hz."""
     start_s: float
     """Where the block starts on the source's own clock (seconds since the source opened)."""
+    captured_at: float | None = None
+    """Monotonic time at which its first sample was captured (a live microphone), for echo cancellation."""
 
     @property
     def seconds(self) -> float:
@@ -141,6 +143,10 @@ class TurnRecord:
     persona: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    interrupted: bool = False
+    """The user spoke over the reply and it was cut short."""
+    heard_reply: str = ""
+    """When interrupted: the part of ``reply`` that was played before the cut."""
 
     def as_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -155,6 +161,9 @@ class TurnRecord:
         }
         if self.error:
             out["error"] = self.error
+        if self.interrupted:
+            out["interrupted"] = True
+            out["heard_reply"] = self.heard_reply
         return out
 
 

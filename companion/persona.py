@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from companion.settings import ConfigError, build, read_yaml, setting, to_dict
-from companion.style import StyleRules, split_sentences, transform
+from companion import limits
+from companion.settings import ConfigError, build, read_yaml, setting, short, to_dict
+from companion.style import StyleRules, transform
 from companion.tts.voice import VoiceSettings
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "personas"
@@ -31,7 +32,7 @@ _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 def _colour(value: Any) -> str | None:
     if _COLOUR.fullmatch(value):
         return None
-    return f"expected a colour like '#ff8800', got {value!r}"
+    return f"expected a colour like '#ff8800', got {short(value)}"
 
 
 def _text(value: Any) -> str | None:
@@ -65,6 +66,36 @@ class LedColours:
 
 
 @dataclass(frozen=True)
+class FactLines:
+    """Answers to fact questions in the character's own (plain English) words; empty = built from the facts."""
+
+    name: str = setting("", doc="'what is your name?'")
+    kind: str = setting("", doc="'what are you?' / 'are you a human?'")
+    home: str = setting("", doc="'where are you from?'")
+    job: str = setting("", doc="'what do you do?'")
+    best_friend: str = setting("", doc="'who is your best friend?'")
+    likes: str = setting("", doc="'what do you like?'")
+    forget: str = setting("", doc="after 'forget me' / 'forget that'")
+    unknown_user: str = setting("", doc="asked the user's name or likes before being told")
+
+
+@dataclass(frozen=True)
+class PersonaFacts:
+    """Who the character is, as facts: they ground every reply (see :mod:`companion.memory`)."""
+
+    kind: str = setting("", doc="what it is, e.g. 'an Eridian, an alien'")
+    human: bool = setting(False, doc="whether the character is a human")
+    home: str = setting("", doc="where it is from, e.g. 'the planet Erid'")
+    home_words: tuple[str, ...] = setting((), check=_texts, doc="words any mention of its home contains")
+    job: str = setting("", doc="what it does, e.g. 'an engineer'")
+    best_friend: str = setting("", doc="its best friend, e.g. 'Grace, a human scientist'")
+    friends: tuple[str, ...] = setting((), check=_texts, doc="other friends")
+    likes: tuple[str, ...] = setting((), check=_texts, doc="what it likes")
+    self_words: str = setting("", doc="how it talks about itself, one sentence in its words")
+    lines: FactLines = field(default_factory=FactLines)
+
+
+@dataclass(frozen=True)
 class Persona:
     name: str = setting(check=_text, doc="display name; also a wake phrase")
     system_prompt: str = setting(check=_text, doc="who the character is, for the LLM")
@@ -78,6 +109,7 @@ class Persona:
     style: StyleRules = field(default_factory=StyleRules)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     leds: LedColours = field(default_factory=LedColours)
+    facts: PersonaFacts = field(default_factory=PersonaFacts)
     path: Path | None = field(default=None, init=False, compare=False)
     """The file this persona was loaded from (None if built in code)."""
 
@@ -94,7 +126,9 @@ class Persona:
 
 def transform_text(persona: Persona, text: str) -> str:
     """Split ``text`` into sentences and transform each, as the daemon would speak it."""
-    return " ".join(persona.transform(s) for s in split_sentences(text))
+    from companion.script import prepare  # the one path from written to spoken words
+
+    return prepare(persona, text).spoken_text
 
 
 # ---- finding persona files ---------------------------------------------------------
@@ -123,8 +157,19 @@ def list_personas(extra: Path | None = None) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def check_persona_name(name: object, source: str = "persona", key: str = "") -> str:
+    """``name`` if it is a persona name (:data:`~companion.limits.PERSONA_NAME`), else a one-line ConfigError.
+
+    A name is never a path: the error tells nothing about files outside the persona directories.
+    """
+    if not isinstance(name, str) or not limits.PERSONA_NAME.fullmatch(name):
+        raise ConfigError(source, key, f"bad persona name {short(name)}: use 1-64 letters, digits, '_' or '-'")
+    return name
+
+
 def find_persona(name: str, extra: Path | None = None, *, skip: Path | None = None) -> Path:
     """The file for persona ``name``; ``skip`` finds the one it overrides instead."""
+    check_persona_name(name)
     past_skip = skip is None
     for d in persona_dirs(extra):
         path = d / f"{name}.yaml"
@@ -161,8 +206,13 @@ def _load(path: Path, extra: Path | None, chain: tuple[Path, ...]) -> Persona:
     if parent_name is not None:
         if not isinstance(parent_name, str) or not parent_name.strip():
             raise ConfigError(source, "extends", f"expected a persona name, got {parent_name!r}")
-        parent_path = _find_parent(parent_name, path, extra)
+        check_persona_name(parent_name, source, "extends")
         here = (*chain, path.resolve())
+        if len(here) >= limits.EXTENDS_MAX_CHAIN:
+            raise ConfigError(
+                source, "extends", f"more than {limits.EXTENDS_MAX_CHAIN} persona files extend each other"
+            )
+        parent_path = _find_parent(parent_name, path, extra)
         if parent_path.resolve() in here:
             names = " -> ".join(p.stem for p in (*here, parent_path))
             raise ConfigError(source, "extends", f"persona files extend each other in a cycle: {names}")
@@ -210,4 +260,8 @@ def _resolve_clips(persona: Persona, path: Path) -> Persona:
     for key, clip in clips:
         if not clip.is_file():
             raise ConfigError(str(path), key, f"reference clip not found: {clip}")
+        size = clip.stat().st_size
+        if size > limits.CLIP_MAX_BYTES:
+            mb, limit = size / 2**20, limits.CLIP_MAX_BYTES // 2**20
+            raise ConfigError(str(path), key, f"the clip is {mb:.0f} MB; reference clips are limited to {limit} MB")
     return dataclasses.replace(persona, voice=voice)

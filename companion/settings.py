@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
+
+from companion import limits
 
 T = TypeVar("T")
 Check = Callable[[Any], "str | None"]
@@ -33,10 +36,29 @@ class ConfigError(Exception):
 
     def __init__(self, source: str, key: str, problem: str) -> None:
         self.source = source
-        self.key = key
-        self.problem = problem
-        where = f"{source}: {key}: " if key else f"{source}: "
-        super().__init__(where + problem)
+        self.key = one_line(key, limits.ERROR_MAX_CHARS // 3)
+        self.problem = one_line(problem, limits.ERROR_MAX_CHARS)
+        where = f"{source}: {self.key}: " if self.key else f"{source}: "
+        super().__init__(where + self.problem)
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line (line breaks escaped) and at most about ``limit`` characters."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 2
+_SHORT.maxstring = limits.SHOWN_VALUE_CHARS
+_SHORT.maxother = limits.SHOWN_VALUE_CHARS
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to a readable size, without building the whole repr of a huge value."""
+    text = _SHORT.repr(value)
+    return one_line(text, limits.SHOWN_VALUE_CHARS + 20)
 
 
 def setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, doc: str = "") -> Any:
@@ -54,24 +76,24 @@ def setting(default: Any = dataclasses.MISSING, *, check: Check | None = None, d
 def between(lo: float, hi: float) -> Check:
     def check(v: Any) -> str | None:
         if not lo <= v <= hi:
-            return f"expected a number from {lo:g} to {hi:g}, got {v!r}"
+            return f"expected a number from {lo:g} to {hi:g}, got {short(v)}"
         return None
 
     return check
 
 
 def positive(v: Any) -> str | None:
-    return None if v > 0 else f"expected a number above 0, got {v!r}"
+    return None if v > 0 else f"expected a number above 0, got {short(v)}"
 
 
 def non_negative(v: Any) -> str | None:
-    return None if v >= 0 else f"expected 0 or more, got {v!r}"
+    return None if v >= 0 else f"expected 0 or more, got {short(v)}"
 
 
 def one_of(*allowed: Any) -> Check:
     def check(v: Any) -> str | None:
         if v not in allowed:
-            return f"expected one of {', '.join(map(repr, allowed))}, got {v!r}"
+            return f"expected one of {', '.join(map(repr, allowed))}, got {short(v)}"
         return None
 
     return check
@@ -136,7 +158,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
                 if exc.key != key:  # the value had the right shape; report the inner problem
                     raise
                 last = exc
-        raise _Bad(key, f"expected {_describe(tp)}, got {value!r}") from last
+        raise _Bad(key, f"expected {_describe(tp)}, got {short(value)}") from last
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -148,10 +170,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             return float(value)
     elif tp is str:
         if isinstance(value, str):
-            return value
+            return _plain(value, key)
     elif tp is Path:
         if isinstance(value, str) and value:
-            return Path(value).expanduser()
+            return Path(_plain(value, key)).expanduser()
     elif origin is Literal:
         if value in get_args(tp):
             return value
@@ -179,7 +201,18 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             return _build(typing.cast(type, tp), value, key)
     else:  # pragma: no cover - a programming error in a settings class
         raise TypeError(f"unsupported settings type {tp!r} at {key}")
-    raise _Bad(key, f"expected {_describe(tp)}, got {value!r}")
+    raise _Bad(key, f"expected {_describe(tp)}, got {short(value)}")
+
+
+def _plain(text: str, key: str) -> str:
+    """``text`` unless it holds a NUL or a lone surrogate (which no file, voice or device takes)."""
+    if "\x00" in text:
+        raise _Bad(key, f"has a NUL character (at {text.index(chr(0))}); expected plain text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Bad(key, f"is not valid Unicode: a lone surrogate at {exc.start}") from None
+    return text
 
 
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
@@ -224,20 +257,29 @@ def build(cls: type[T], data: Any, *, source: str, prefix: str = "") -> T:
 
 
 def read_yaml(path: Path) -> Any:
-    """Read a YAML file; any problem becomes a one-line :class:`ConfigError`."""
+    """Read a YAML file within :mod:`companion.limits`; any problem becomes a one-line :class:`ConfigError`."""
+    from companion.safeyaml import FileTooLarge, YamlLimitError, load_text, read_limited, size_text
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path)
     except FileNotFoundError:
         raise ConfigError(str(path), "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
+    except FileTooLarge:
+        size = size_text(path.stat().st_size)
+        limit = size_text(limits.YAML_MAX_BYTES)
+        raise ConfigError(str(path), "", f"the file is {size}; settings files are limited to {limit}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"cannot read: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     try:
-        return yaml.safe_load(text)
+        return load_text(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(str(path), "", f"not valid YAML: {where}{problem}") from None
+        kind = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
+        raise ConfigError(str(path), "", f"{kind}{where}{problem}") from None
 
 
 def load(cls: type[T], path: Path, *, section: str | None = None) -> T:

@@ -3,17 +3,98 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from companion.config import SttSettings
 from companion.errors import ModelError
-from companion.messages import Float32Array
+from companion.messages import Float32Array, Int16Array
+from companion.stages import SpeechToText
 from companion.worker import Worker
 
 _log = logging.getLogger(__name__)
+
+STT_RATE = 16000
+MAX_STREAM_S = 60.0
+"""A stream keeps at most this much audio (the turn detector cuts turns far sooner)."""
+
+
+@runtime_checkable
+class SttStream(Protocol):
+    """One turn's audio, fed while the user speaks; the transcript when the turn ends."""
+
+    def feed(self, samples: Int16Array) -> None:
+        """More mono 16-bit audio at the stream's rate; never blocks on the network."""
+        ...
+
+    def finish(self) -> str:
+        """The end of the turn: the transcript ('' when nothing was said)."""
+        ...
+
+    def cancel(self) -> None:
+        """Drop the turn (no transcript wanted)."""
+        ...
+
+
+@runtime_checkable
+class StreamingSpeechToText(SpeechToText, Protocol):
+    def open_stream(self, rate: int = STT_RATE) -> SttStream: ...
+
+
+def to_stt_input(samples: Int16Array, rate: int) -> Float32Array:
+    """Mono 16-bit audio at ``rate`` as the float 16 kHz audio :meth:`SpeechToText.transcribe` takes."""
+    audio = samples.astype(np.float32) / 32768.0
+    if rate != STT_RATE and audio.size:
+        import soxr
+
+        audio = soxr.resample(audio, rate, STT_RATE).astype(np.float32)
+    return audio
+
+
+class AudioBuffer:
+    """A turn's int16 audio, capped at :data:`MAX_STREAM_S` (thread-safe)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._parts: list[Int16Array] = []
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def add(self, samples: Int16Array) -> None:
+        with self._lock:
+            room = int(MAX_STREAM_S * self.rate) - self._count
+            if room <= 0:
+                return
+            part = np.asarray(samples, dtype=np.int16)[:room].copy()
+            self._parts.append(part)
+            self._count += len(part)
+
+    def samples(self) -> Int16Array:
+        with self._lock:
+            return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.int16)
+
+
+class BufferedStream:
+    """The stream of a model that transcribes whole turns: keep the audio, transcribe at the end."""
+
+    def __init__(self, stt: SpeechToText, rate: int) -> None:
+        self.stt = stt
+        self.audio = AudioBuffer(rate)
+        self._done = False
+
+    def feed(self, samples: Int16Array) -> None:
+        if not self._done:
+            self.audio.add(samples)
+
+    def finish(self) -> str:
+        self._done = True
+        return self.stt.transcribe(to_stt_input(self.audio.samples(), self.audio.rate))
+
+    def cancel(self) -> None:
+        self._done = True
 
 
 def resolve_model(model: str) -> str:
@@ -64,6 +145,9 @@ class FasterWhisperSTT:
 
     def transcribe(self, audio: Float32Array) -> str:
         return self._worker.call(self._transcribe, audio)
+
+    def open_stream(self, rate: int = STT_RATE) -> SttStream:
+        return BufferedStream(self, rate)
 
     def _transcribe(self, audio: Float32Array) -> str:
         segments, _info = self._model.transcribe(

@@ -31,17 +31,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from companion.settings import between, setting
+from companion import saferegex
+from companion.sentences import split_sentences
+from companion.settings import between, setting, short
 
 # ---- settings ----------------------------------------------------------------------
 
 
 def _valid_regex(value: Any) -> str | None:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        return f"not a valid regular expression ({exc}); expected a Python regex"
-    return None
+    return saferegex.problem(value)
 
 
 def _non_empty(value: Any) -> str | None:
@@ -51,7 +49,7 @@ def _non_empty(value: Any) -> str | None:
 def _single_words(value: Any) -> str | None:
     for key in value:
         if len(_words_in(str(key))) != 1:
-            return f"'{key}' is not one word; put rules for several words in style.phrases"
+            return f"{short(str(key))} is not one word; put rules for several words in style.phrases"
     return None
 
 
@@ -62,7 +60,7 @@ def _word_list(value: Any) -> str | None:
 _TEMPLATE_ESCAPE = re.compile(r"\\(g<([^>]*)>|\d{1,2}|.)", re.S)
 
 
-def _template_problem(pattern: re.Pattern[str], template: str) -> str | None:
+def _template_problem(pattern: re.Pattern[str] | saferegex.regex.Pattern[str], template: str) -> str | None:
     """Why ``template`` would fail as ``pattern.sub``'s replacement, or None."""
     for m in _TEMPLATE_ESCAPE.finditer(template):
         ref = m.group(2) if m.group(2) is not None else m.group(1)
@@ -93,20 +91,25 @@ class PhraseRule:
             problem = _template_problem(self.pattern, self.replace)
             if problem:
                 raise ValueError(f"replace {problem}")
+            slow = saferegex.check_speed(self.regex, self.ignore_case)
+            if slow:
+                raise ValueError(f"regex {short(self.regex)} is {slow}")
 
     @property
-    def pattern(self) -> re.Pattern[str]:
+    def pattern(self) -> re.Pattern[str] | saferegex.regex.Pattern[str]:
         if self.regex is not None:
-            return _compile(self.regex, self.ignore_case)
+            return saferegex.compile_rule(self.regex, self.ignore_case)
         assert self.literal is not None
         words = r"\s+".join(re.escape(w) for w in _normalise(self.literal).split())
         return _compile(rf"(?<!\w){words}(?!\w)", self.ignore_case)
 
     def apply(self, sentence: str) -> str:
-        def swap(m: re.Match[str]) -> str:
+        def swap(m: Any) -> str:
             new = m.expand(self.replace) if self.regex is not None else self.replace
             return _like(m.group(0), new)
 
+        if self.regex is not None:  # from a persona file: bounded in time
+            return saferegex.sub(self.regex, self.ignore_case, swap, sentence)
         return self.pattern.sub(swap, sentence)
 
 
@@ -434,42 +437,11 @@ def _garnish(f: Fillers, sentence: str) -> str:
 
 # ---- the transform -----------------------------------------------------------------
 
-_BOUNDARY = re.compile(r"[.!?…]+[\"'\u201d\u2019\u00bb)\]]*(\s+)")
-_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "prof", "sr", "jr"})
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences at . ! ? (and line breaks); blank pieces are dropped."""
-    return [s for line in _split_lines(text) for s in line]
-
 
 def _split_lines(text: str) -> list[list[str]]:
-    """Sentences per non-blank line; punctuation on its own joins the sentence before."""
-    lines: list[list[str]] = []
-    for line in text.splitlines():
-        spans: list[tuple[int, int]] = []
-        start = 0
-        for m in _BOUNDARY.finditer(line):
-            before = line[start : m.start()].rsplit(None, 1)
-            last = before[-1].lower() if before else ""
-            if line[m.start()] == "." and (last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
-                continue  # "Dr. Grace", "J. Smith"
-            spans.append((start, m.start(1)))
-            start = m.end(1)
-        spans.append((start, len(line)))
-        merged: list[tuple[int, int]] = []
-        for a, b in spans:
-            if merged and not any(c.isalnum() for c in line[a:b]):
-                merged[-1] = (merged[-1][0], b)
-            else:
-                merged.append((a, b))
-        pieces = [line[a:b].strip() for a, b in merged]
-        pieces = [p for p in pieces if p]
-        if lines and pieces and not any(c.isalnum() for c in pieces[0]):
-            lines[-1][-1] += " " + pieces.pop(0)
-        if pieces:
-            lines.append(pieces)
-    return lines
+    """Sentences per non-blank line, by the project's one sentence splitter."""
+    lines = [split_sentences(line, clean=False) for line in text.splitlines()]
+    return [line for line in lines if line]
 
 
 def _rewrite(rules: StyleRules, text: str) -> str:

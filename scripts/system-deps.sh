@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu/Raspberry Pi OS packages companion needs, if missing.
-#   scripts/system-deps.sh runtime   PortAudio (sound devices)
-#   scripts/system-deps.sh test      + PulseAudio null sinks for the real-audio test, systemd-analyze
+#   scripts/system-deps.sh runtime   PortAudio (sound devices), SpeexDSP (echo cancellation)
+#   scripts/system-deps.sh test      + PulseAudio null sinks for the real-audio test, systemd-analyze,
+#                                    flite/espeak-ng test voices, chromium for the review-page browser test
 #   scripts/system-deps.sh xtts      + ffmpeg (Coqui TTS audio decoding)
 set -euo pipefail
 
-want=(libportaudio2)
+want=(libportaudio2 libspeexdsp1)
 for group in "$@"; do
   case "$group" in
     runtime) ;;
-    test) want+=(pulseaudio pulseaudio-utils alsa-utils libasound2-plugins systemd) ;;
+    test) want+=(pulseaudio pulseaudio-utils alsa-utils libasound2-plugins systemd flite espeak-ng chromium iproute2) ;;  # iproute2: the zeroconf test's private network namespace
     xtts) want+=(ffmpeg) ;;
     *) echo "system-deps: unknown group '$group' (runtime, test, xtts)" >&2; exit 2 ;;
   esac

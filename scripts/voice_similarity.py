@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark voice match on Piper: speaker similarity (plain vs matched) and real-time factor.
 
-Builds three reference speakers that Piper's joe is not:
-  espeak-m   espeak-ng en-us+m3 (formant synthesis, male)
-  espeak-f   espeak-ng en-us+f4 (formant synthesis, female)
-  joe-sox    Piper joe re-pitched by sox's WSOLA ``pitch`` (+7 semitones, formants move too)
-then speaks the standard sentence set with plain Piper and with ``voice.match`` toward each
-reference, and prints the mean resemblyzer cosine similarity to the reference speaker.
+Reference speakers that no shipped model uses: flite's kal16, awb, rms (a male US voice,
+the closest to Piper's joe) and slt, and espeak-ng en-us+m3. Speaks the standard sentence
+set (held out: voice.match calibrates on other sentences) with plain Piper and with the
+self-calibrating ``voice.match`` toward each reference, and prints the mean resemblyzer
+cosine similarity to the reference speaker.
 
-Needs: apt-get install espeak-ng sox; pip install pyworld 'setuptools<81' pedalboard;
-pip install --no-deps resemblyzer (with torch and librosa).
+Needs: scripts/system-deps.sh test (flite, espeak-ng); pip install --no-deps resemblyzer
+(with torch and librosa).
 
     .venv/bin/python scripts/voice_similarity.py [--out DIR]
 """
@@ -17,6 +16,7 @@ pip install --no-deps resemblyzer (with torch and librosa).
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import statistics
 import subprocess
@@ -40,43 +40,53 @@ REFERENCE_TEXT = (
 )
 
 
-def make_references(out: Path, piper: PiperSynthesizer) -> dict[str, Path]:
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing: apt-get install espeak-ng sox")
+FLITE = ("kal16", "awb", "rms", "slt")
+ESPEAK = ("en-us+m3",)
+
+
+def make_references(out: Path, voices: tuple[str, ...] = (*FLITE, *ESPEAK)) -> dict[str, Path]:
     refs: dict[str, Path] = {}
-    for name, voice in (("espeak-m", "en-us+m3"), ("espeak-f", "en-us+f4")):
+    for voice in voices:
+        tool = "flite" if voice in FLITE else "espeak-ng"
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: scripts/system-deps.sh test")
+        name = f"flite-{voice}" if tool == "flite" else f"espeak-{voice}"
         path = out / f"ref-{name}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), REFERENCE_TEXT], check=True)
+        if tool == "flite":
+            cmd = ["flite", "-voice", voice, "-t", REFERENCE_TEXT, "-o", str(path)]
+        else:
+            cmd = ["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), REFERENCE_TEXT]
+        subprocess.run(cmd, check=True)
         refs[name] = path
-    joe = out / "joe-plain.wav"
-    write_wav(joe, np.concatenate(list(piper.synthesize(REFERENCE_TEXT))), piper.sample_rate)
-    refs["joe-sox"] = out / "ref-joe-sox.wav"
-    subprocess.run(["sox", str(joe), str(refs["joe-sox"]), "pitch", "700"], check=True)
     return refs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="keep the WAVs here (default: a temp dir)")
+    parser.add_argument("voices", nargs="*", help="flite/espeak-ng voices (default: all five)")
     args = parser.parse_args()
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("companion.voice").setLevel(logging.INFO)
     out = args.out or Path(tempfile.mkdtemp(prefix="voice-sim-"))
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = out / "cache"
 
     piper = PiperSynthesizer("default")
     sim = SpeakerSimilarity()
-    refs = make_references(out, piper)
+    refs = make_references(out, tuple(args.voices) if args.voices else (*FLITE, *ESPEAK))
     for text in SENTENCES[:2]:  # warm up Piper and the encoder
         list(piper.synthesize(text))
 
     plain_audio = [np.concatenate(list(piper.synthesize(s))) for s in SENTENCES]
-    print(f"{'reference':<10} {'plain':>7} {'matched':>8} {'gain':>7}   plan")
+    print(f"{'reference':<16} {'plain':>7} {'matched':>8} {'gain':>7}   plan")
     rtfs: list[float] = []
     for name, ref in refs.items():
         ref_audio, ref_rate = load_mono(ref)
         ref_embed = sim.embed(ref_audio, ref_rate)
+        began = time.perf_counter()
         matched = wrap(piper, VoiceSettings(match=ref), cache_dir)
+        print(f"{name}: voice match prepared in {time.perf_counter() - began:.1f} s", flush=True)
         plain_sims, matched_sims = [], []
         for i, text in enumerate(SENTENCES):
             start = time.perf_counter()
@@ -88,11 +98,16 @@ def main() -> None:
         plain, match = statistics.mean(plain_sims), statistics.mean(matched_sims)
         wins = sum(m > p for m, p in zip(matched_sims, plain_sims, strict=True))
         stages = getattr(matched, "stages", ())
-        plan = getattr(stages[0], "formant_ratio", float("nan")) if stages else float("nan")
-        print(f"{name:<10} {plain:7.3f} {match:8.3f} {match - plain:+7.3f}   "
-              f"formants x{plan:.3f}, matched closer on {wins}/{len(SENTENCES)} sentences")
-    print(f"matched path real-time factor (Piper + WORLD): median {statistics.median(rtfs):.3f}, "
-          f"max {max(rtfs):.3f} over {len(rtfs)} sentences")
+        plan = getattr(stages[0], "formant_ratio", 1.0) if stages else 1.0
+        print(
+            f"{name:<16} {plain:7.3f} {match:8.3f} {match - plain:+7.3f}   "
+            f"formants x{plan:.3f}, matched closer on {wins}/{len(SENTENCES)} sentences",
+            flush=True,
+        )
+    print(
+        f"matched path real-time factor (Piper + WORLD): median {statistics.median(rtfs):.3f}, "
+        f"max {max(rtfs):.3f} over {len(rtfs)} sentences"
+    )
     plain_rtf = []
     for text in SENTENCES:
         start = time.perf_counter()

@@ -136,3 +136,35 @@ class MemorySink:
 
     def close(self) -> None:
         self.events.append("close")
+
+
+class PacedSink(MemorySink):
+    """Plays in real time (sleeps for the audio's length) and can be faded out like the speaker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.playing = threading.Event()
+        self.faded = threading.Event()
+        self._cut = False
+
+    def begin(self, turn: int) -> None:
+        self._cut = False
+        super().begin(turn)
+
+    def write(self, audio: SpokenAudio) -> float:
+        if self._cut:
+            return 0.0
+        self.replies[audio.turn].append(audio)
+        self.playing.set()
+        self.faded.wait(audio.seconds)  # "playing": returns at once if faded out meanwhile
+        return 0.0
+
+    def fade_out(self, seconds: float = 0.03) -> None:
+        self.events.append("fade")
+        self._cut = True
+        self.faded.set()
+
+    def end(self, turn: int) -> str:
+        self.playing.clear()
+        self.faded.clear()
+        return super().end(turn)

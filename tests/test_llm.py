@@ -99,3 +99,22 @@ def test_memory_is_trimmed_in_steps_not_every_turn(chat):
             trims += 1
     assert 0 < trims <= 14 // 2  # a trim frees room for the next turns too
     assert chat._history_tokens(chat.memory) <= chat.settings.memory_tokens
+
+
+def test_shared_memory_keeps_its_budget_whatever_counts_the_tokens():
+    from companion.llm_memory import ChatMemory
+
+    memory = ChatMemory(LlmSettings(memory_tokens=100, context_tokens=400, max_reply_tokens=50), PROMPT)
+
+    def render(history, user):  # one "token" per character: any backend's measure works the same way
+        return "".join(m["content"] for m in memory.messages(history, user))
+
+    for i in range(20):
+        prompt, _ = memory.fit(render, f"message {i}", 10)
+        assert len(prompt) + 50 <= 400
+        assert memory.history_tokens(render, memory.turns) <= 100  # within budget whenever a prompt is made
+        memory.add(f"message {i}", "a reply of some length " * 2)
+    assert len(memory.turns) < 20 and memory.turns[-1][0] == "message 19"
+    memory.remember_spoken("what was said")
+    assert memory.turns[-1][1] == "what was said"
+    assert memory.reset(PersonaPrompt("someone else")) and memory.turns == []

@@ -18,7 +18,9 @@ PERSONA = Persona(name="Rocky", system_prompt="You are Rocky.", fallback="Rocky 
 TWO_TURNS = "_" * 10 + "#" * 30 + "_" * 30 + "#" * 30 + "_" * 30
 
 
-def make_loop(stt, chat, tts, *, pattern=TWO_TURNS, listen=None, live=False, persona=PERSONA, max_sentences=3):
+def make_loop(
+    stt, chat, tts, *, pattern=TWO_TURNS, listen=None, live=False, persona=PERSONA, max_sentences=3, **kwargs
+):
     chunks, _ = speech_pattern(pattern)
     bus = EventBus()
     events: list[Event] = []
@@ -32,8 +34,9 @@ def make_loop(stt, chat, tts, *, pattern=TWO_TURNS, listen=None, live=False, per
         tts=tts,
         persona=persona,
         listen=listen or ListenSettings(),
-        options=LoopOptions(max_sentences=max_sentences),
+        options=kwargs.pop("options", LoopOptions(max_sentences=max_sentences)),
         bus=bus,
+        **kwargs,
     )
     return loop, events
 
@@ -270,9 +273,10 @@ def test_a_lost_microphone_is_retried_with_backoff_and_listening_resumes():
             yield from self.chunks_
 
     waits: list[float] = []
-    loop, events = make_loop(ScriptSTT(["back again"]), ScriptChat(["Welcome back."]), ToneTTS())
+    loop, events = make_loop(
+        ScriptSTT(["back again"]), ScriptChat(["Welcome back."]), ToneTTS(), sleep=lambda s: waits.append(s) or False
+    )
     loop.source = Flaky(chunks, live=True)
-    loop._sleep = lambda s: waits.append(s) or False
     loop.run()
     assert waits == [0.5, 1.0]
     assert [r.heard for r in finished(events)] == ["back again"]
@@ -284,8 +288,7 @@ def test_a_hung_llm_ends_the_turn_with_the_fallback_and_the_loop_stays_healthy()
     never = threading.Event()
     chat = ScriptChat([["Thinking", lambda: never.wait(30)], "Second answer."])
     tts = ToneTTS()
-    loop, events = make_loop(ScriptSTT(["one", "two"]), chat, tts)
-    loop.options = LoopOptions(stage_timeout_s=0.3)
+    loop, events = make_loop(ScriptSTT(["one", "two"]), chat, tts, options=LoopOptions(stage_timeout_s=0.3))
     run(loop)
     never.set()
     records = finished(events)
@@ -303,9 +306,14 @@ def test_a_truly_stuck_stage_is_reported_as_hung():
             yield from super().synthesize(text)
 
     now = [0.0]
-    loop, _ = make_loop(ScriptSTT(["hi"]), ScriptChat(["Hello."]), StuckTTS(), pattern="_" * 10 + "#" * 30 + "_" * 30)
-    loop.clock = lambda: now[0]
-    loop.options = LoopOptions(stage_timeout_s=5.0)
+    loop, _ = make_loop(
+        ScriptSTT(["hi"]),
+        ScriptChat(["Hello."]),
+        StuckTTS(),
+        pattern="_" * 10 + "#" * 30 + "_" * 30,
+        options=LoopOptions(stage_timeout_s=5.0),
+        clock=lambda: now[0],
+    )
     loop.start()
     for _ in range(200):
         if loop.busy_since.get("companion-voice") is not None:

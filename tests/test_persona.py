@@ -20,8 +20,8 @@ from companion.persona import (
     persona_dirs,
     transform_text,
 )
+from companion.sentences import split_sentences
 from companion.settings import ConfigError
-from companion.style import split_sentences
 
 
 @pytest.fixture

@@ -50,10 +50,10 @@ class Daemon:
         return sum(marker in line for line in self.lines)
 
     def said(self) -> list[str]:
-        return [line.split("said: ", 1)[1] for line in self.lines if "companion.loop: said: " in line]
+        return [line.split("said: ", 1)[1] for line in self.lines if "companion.loop.play: said: " in line]
 
     def heard(self) -> list[str]:
-        return [line.split("heard: ", 1)[1] for line in self.lines if "companion.loop: heard: " in line]
+        return [line.split("heard: ", 1)[1] for line in self.lines if "companion.loop.think: heard: " in line]
 
     def wait_for(self, marker: str, n: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -118,7 +118,7 @@ def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> 
         assert daemon.wait_for("listening on", 1, 120), f"the daemon never started listening:\n{daemon.log()}"
         for n, turn in enumerate(turns, start=1):
             pulse.play(turn, sink="mic").wait(30)
-            if not daemon.wait_for("companion.loop: said: ", n, 60):
+            if not daemon.wait_for("companion.loop.play: said: ", n, 60):
                 break
             time.sleep(0.8)  # past the echo tail (0.4 s): the robot listens again
         # time for an (unwanted) answer to its own last reply to show up

@@ -16,10 +16,11 @@ from companion.audio.sinks import FileSink
 from companion.cli import main
 from companion.config import load_config
 from companion.control.server import ControlServer
-from companion.control.speech import play, prepare
+from companion.control.speech import play
 from companion.control.tts_backend import TtsBackend
 from companion.messages import Float32Array, SpokenAudio
 from companion.persona import Persona
+from companion.script import prepare
 from companion.stages import Synthesizer
 
 

@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from companion.persona import SHIPPED_DIR, load_persona_file
+from companion.sentences import split_sentences
 from companion.settings import ConfigError, build
-from companion.style import StyleRules, split_sentences, transform
+from companion.style import StyleRules, transform
 
 PERSONAS = {name: load_persona_file(SHIPPED_DIR / f"{name}.yaml") for name in ("rocky", "wheatley", "default")}
 

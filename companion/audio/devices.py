@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,7 +33,14 @@ class DeviceInfo:
     is_default_output: bool
 
 
+PULSE_LATENCY_MSEC = "60"
+"""Buffering asked of PulseAudio/PipeWire by clients that go through ALSA's pulse plugin
+(unless the user set it): their default of ~2 s made playback underrun with small callbacks
+and put the robot's echo far from where the echo canceller looks for it."""
+
+
 def _sd() -> Any:
+    os.environ.setdefault("PULSE_LATENCY_MSEC", PULSE_LATENCY_MSEC)
     try:
         import sounddevice
     except OSError as exc:  # PortAudio library missing

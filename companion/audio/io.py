@@ -1,20 +1,33 @@
-"""Reading, writing and converting audio (mono float32 in [-1, 1] unless said otherwise)."""
+"""Reading, writing and converting audio (mono float32 in [-1, 1] unless said otherwise).
+
+Recordings are read within :mod:`companion.limits` (sample rate, duration, finite
+samples), and :func:`recording_notes` says what is odd about one (clipped, silent,
+too short) so that commands can say what they found instead of printing nothing.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from companion import limits
 from companion.errors import AudioFileError
 from companion.messages import Float32Array, Int16Array
 
 STT_RATE = 16000
 """The rate the turn detector and speech-to-text work at."""
+_BLOCK_SAMPLES = 4 * 1024 * 1024
+"""Samples (all channels) read at a time: 16 MB of float32."""
 
 
-def read_audio(path: Path | str) -> tuple[Float32Array, int]:
-    """Read an audio file as mono float32 and its sample rate, with one-line errors."""
+def read_audio(path: Path | str, *, max_seconds: float = limits.MAX_RECORDING_S) -> tuple[Float32Array, int]:
+    """Read an audio file as mono float32 and its sample rate, with one-line errors.
+
+    Refused: sample rates outside 4-192 kHz, recordings over ``max_seconds``, NaN or
+    infinite samples. Read a minute at a time, so memory is that of the mono result.
+    """
     import soundfile as sf
 
     p = Path(path)
@@ -22,16 +35,75 @@ def read_audio(path: Path | str) -> tuple[Float32Array, int]:
         raise AudioFileError(f"{p}: no such file")
     if p.is_dir():
         raise AudioFileError(f"{p}: is a directory, expected an audio file")
+    if not p.is_file():
+        raise AudioFileError(f"{p}: not a regular file, expected an audio file")
     if p.stat().st_size == 0:
         raise AudioFileError(f"{p}: the file is empty, expected a WAV/FLAC/OGG recording")
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        with sf.SoundFile(str(p)) as f:
+            rate = int(f.samplerate)
+            if not limits.MIN_SAMPLE_RATE <= rate <= limits.MAX_SAMPLE_RATE:
+                raise AudioFileError(
+                    f"{p}: sample rate {rate} Hz; expected {limits.MIN_SAMPLE_RATE} to {limits.MAX_SAMPLE_RATE} Hz "
+                    "(is the header damaged?)"
+                )
+            if not 1 <= f.channels <= limits.MAX_CHANNELS:
+                raise AudioFileError(f"{p}: {f.channels} channels; expected 1 to {limits.MAX_CHANNELS}")
+            if f.frames > max_seconds * rate:
+                raise AudioFileError(
+                    f"{p}: {_duration(f.frames / rate)} long; recordings are limited to {_duration(max_seconds)}"
+                )
+            size = max(min(60 * rate, _BLOCK_SAMPLES // f.channels), 1)
+            blocks = [_mono(b) for b in f.blocks(blocksize=size, dtype="float32", always_2d=True)]
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioFileError(f"{p}: not a readable audio file ({exc}); use WAV, FLAC or OGG") from None
-    if data.shape[0] == 0:
+    except MemoryError:
+        raise AudioFileError(f"{p}: too large to read ({p.stat().st_size} bytes)") from None
+    mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    if len(mono) == 0:
         raise AudioFileError(f"{p}: the recording holds no samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return np.ascontiguousarray(mono, dtype=np.float32), int(rate)
+    bad = int(np.count_nonzero(~np.isfinite(mono)))
+    if bad:
+        raise AudioFileError(f"{p}: {bad} of {len(mono)} samples are NaN or infinite; the file is damaged")
+    return np.ascontiguousarray(mono, dtype=np.float32), rate
+
+
+def _mono(block: np.ndarray) -> Float32Array:
+    return np.asarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0], dtype=np.float32)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.1f} s"
+
+
+class Note(NamedTuple):
+    """Something odd about a recording."""
+
+    text: str
+    """A phrase: "it is silent (peak -91 dBFS over 10 minutes)"."""
+    no_speech: bool
+    """True when it rules out any speech (too short, silent)."""
+
+
+def recording_notes(samples: Float32Array, rate: int) -> list[Note]:
+    """What is odd about a recording: too short, silent, clipped (empty when nothing is)."""
+    notes: list[Note] = []
+    seconds = len(samples) / rate
+    if seconds < limits.MIN_RECORDING_S:
+        notes.append(Note(f"it is only {seconds * 1000:.1f} ms long ({len(samples)} samples)", True))
+    peak = float(np.max(np.abs(samples))) if len(samples) else 0.0
+    if peak == 0.0:
+        notes.append(Note("every sample is zero", True))
+    elif 20.0 * np.log10(peak) < limits.SILENT_DBFS:
+        notes.append(Note(f"it is silent (peak {20.0 * np.log10(peak):.0f} dBFS over {_duration(seconds)})", True))
+    clipped = float(np.mean(np.abs(samples) >= 0.999)) if len(samples) > 1 else 0.0
+    if clipped > limits.CLIPPED_WARN_FRACTION:
+        notes.append(Note(f"{clipped * 100:.0f}% of the samples are clipped at full scale", False))
+    return notes
 
 
 def resample(samples: Float32Array, src_rate: int, dst_rate: int) -> Float32Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from companion.audio.devices import resolve_device
+from companion.audio.echo import EchoReference
 from companion.audio.io import write_wav
 from companion.errors import NoAudioDeviceError
 from companion.messages import Float32Array, SpokenAudio
@@ -51,24 +53,47 @@ class FileSink:
         pass
 
 
-class SpeakerSink:
-    """The speaker, through a PortAudio output stream.
+CALLBACK_LATENCY_S = {"low": 0.08, "high": 0.2}
+"""Output buffering asked of PortAudio: "low" as PortAudio means it (~10 ms) underruns on PulseAudio."""
 
-    The stream opens at the voice's own rate when the device takes it (no
-    resampling in the hot path) and otherwise at ``rate``/the device default,
-    resampling as it goes. It stays open between replies so a reply starts
-    without the cost of opening a device.
+
+class SpeakerSink:
+    """The speaker, through a callback-driven PortAudio output stream.
+
+    Audio waits in a short queue that the stream's callback drains, so a reply can be
+    faded out and dropped at once (:meth:`fade_out`, for barge-in and shutdown) instead
+    of after the samples already handed over. The callback also gives each block it
+    plays, with the moment it is heard, to the echo ``reference``.
+
+    The stream opens at the voice's own rate when the device takes it (no resampling
+    in the hot path) and otherwise at ``rate``/the device default, resampling as it
+    goes. Once open it keeps running (silence between replies): a stream restarted per
+    reply starts after a different delay each time, which an echo canceller cannot follow.
     """
 
-    def __init__(self, device: int | str | None = None, *, rate: int | None = None, latency: str = "low") -> None:
+    def __init__(
+        self,
+        device: int | str | None = None,
+        *,
+        rate: int | None = None,
+        latency: str = "low",
+        reference: EchoReference | None = None,
+        max_ahead_s: float = 2.0,
+    ) -> None:
         self.device = device
         self.rate = rate
         self.latency = latency
+        self.reference = reference
+        self.max_ahead_s = max_ahead_s
         self._stream: Any = None
         self._stream_rate = 0
         self._resampler: Any = None
-        self._lock = threading.Lock()
-        self._written_until = 0.0  # monotonic time at which queued audio runs out
+        self._cond = threading.Condition()
+        self._queue: collections.deque[Float32Array] = collections.deque()
+        self._queued = 0  # samples waiting in _queue
+        self._fade: Float32Array | None = None  # a fade-out ramp to apply, then drop the rest
+        self._cut = False  # faded out: drop writes until the next reply begins
+        self._out_delay = 0.0  # seconds from the callback to the DAC
 
     def _open(self, audio_rate: int) -> None:
         import sounddevice as sd
@@ -79,13 +104,20 @@ class SpeakerSink:
         for rate in dict.fromkeys(wanted):
             try:
                 stream = sd.OutputStream(
-                    samplerate=rate, device=info.index, channels=1, dtype="float32", latency=self.latency
+                    samplerate=rate,
+                    device=info.index,
+                    channels=1,
+                    dtype="float32",
+                    latency=CALLBACK_LATENCY_S.get(self.latency, self.latency),
+                    callback=self._callback,
                 )
+                self._stream_rate = rate
                 stream.start()
             except sd.PortAudioError as exc:
                 last = exc
                 continue
-            self._stream, self._stream_rate = stream, rate
+            self._stream = stream
+            self._out_delay = float(stream.latency)
             _log.info("speaking on %r at %d Hz (latency %.0f ms)", info.name, rate, stream.latency * 1000)
             return
         raise NoAudioDeviceError(
@@ -93,45 +125,106 @@ class SpeakerSink:
             "(see 'companion devices')"
         )
 
+    def _callback(self, outdata: Any, frames: int, time_info: Any, _status: Any) -> None:
+        block = np.zeros(frames, dtype=np.float32)
+        with self._cond:
+            filled = 0
+            while filled < frames and self._queue:
+                head = self._queue[0]
+                take = min(frames - filled, len(head))
+                block[filled : filled + take] = head[:take]
+                if take == len(head):
+                    self._queue.popleft()
+                else:
+                    self._queue[0] = head[take:]
+                filled += take
+            self._queued -= filled
+            if self._fade is not None:
+                ramp = self._fade[:frames]
+                block[: len(ramp)] *= ramp
+                block[len(ramp) :] = 0.0
+                self._fade = self._fade[frames:] if len(self._fade) > frames else None
+                if self._fade is None:
+                    self._queue.clear()
+                    self._queued = 0
+            self._cond.notify_all()
+        outdata[:, 0] = block
+        try:
+            delay = float(time_info.outputBufferDacTime - time_info.currentTime)
+        except (AttributeError, TypeError):
+            delay = -1.0
+        if 0.0 <= delay < 1.0:
+            self._out_delay = delay
+        if self.reference is not None:
+            self.reference.played(block, self._stream_rate, time.monotonic() + self._out_delay)
+
     def begin(self, turn: int) -> None:
         self._resampler = None
-        with self._lock:
+        with self._cond:
+            self._fade = None
+            self._cut = False
             if self._stream is not None and self._stream.stopped:
                 self._stream.start()
 
     def write(self, audio: SpokenAudio) -> float:
-        with self._lock:
-            if self._stream is None:
-                self._open(audio.rate)
-            samples = audio.samples
-            if audio.rate != self._stream_rate:
-                import soxr
+        """Queue audio; waits while more than ``max_ahead_s`` is queued. Seconds until it is heard."""
+        if self._stream is None:
+            with self._cond:
+                if self._stream is None:
+                    self._open(audio.rate)
+        samples = audio.samples
+        if audio.rate != self._stream_rate:
+            import soxr
 
-                if self._resampler is None:
-                    self._resampler = soxr.ResampleStream(audio.rate, self._stream_rate, 1, dtype="float32")
-                samples = self._resampler.resample_chunk(samples)
-            now = time.monotonic()
-            delay = max(self._written_until - now, 0.0) + float(self._stream.latency)
-            self._written_until = max(self._written_until, now) + len(samples) / self._stream_rate
-            self._stream.write(np.ascontiguousarray(samples, dtype=np.float32))
+            if self._resampler is None:
+                self._resampler = soxr.ResampleStream(audio.rate, self._stream_rate, 1, dtype="float32")
+            samples = self._resampler.resample_chunk(samples)
+        limit = int(self.max_ahead_s * self._stream_rate)
+        with self._cond:
+            while self._queued > limit and not self._cut and self._stream is not None:
+                self._cond.wait(0.1)
+            if self._cut:  # faded out: this reply is over
+                return 0.0
+            delay = self._queued / self._stream_rate + self._out_delay
+            self._queue.append(np.ascontiguousarray(samples, dtype=np.float32))
+            self._queued += len(samples)
             return delay
+
+    def fade_out(self, seconds: float = 0.03) -> None:
+        """Stop the voice now: ramp what is playing down over ``seconds`` and drop the rest."""
+        with self._cond:
+            self._cut = True
+            if self._queued == 0 or self._stream is None:
+                return
+            n = max(1, int(seconds * self._stream_rate))
+            self._fade = np.linspace(1.0, 0.0, n, dtype=np.float32)
+            self._cond.notify_all()
 
     def end(self, turn: int) -> str:
         """Wait until the reply has been heard."""
+        with self._cond:
+            while self._stream is not None and (self._queued > 0 or self._fade is not None):
+                if not self._cond.wait(0.5) and not self._stream.active:
+                    break
         if self._stream is not None:
-            remaining = self._written_until - time.monotonic() + float(self._stream.latency)
-            if remaining > 0:
-                time.sleep(remaining)
-            with self._lock:  # idle between replies: stop, so the device does not run dry
-                self._stream.stop()
+            time.sleep(self._out_delay)
         return ""
 
+    def warm(self, rate: int) -> None:
+        """Open the device now (before the first reply), at the voice's rate."""
+        with self._cond:
+            if self._stream is None:
+                self._open(rate)
+
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             if self._stream is not None:
                 try:
-                    self._stream.stop()
+                    self._stream.abort()
                     self._stream.close()
                 except Exception:
                     _log.debug("closing the output stream failed", exc_info=True)
                 self._stream = None
+            self._queue.clear()
+            self._queued = 0
+            self._cond.notify_all()

@@ -98,10 +98,13 @@ class MicSource:
         self.rate = rate
         self.block = rate * block_ms // 1000
         self.stall_timeout_s = stall_timeout_s
-        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=400)
+        self._queue: queue.Queue[tuple[bytes, float]] = queue.Queue(maxsize=400)
         self._closed = threading.Event()
         self._frames = 0
         self._overflows = 0
+        self._latency = 0.0
+        self._anchor = 0.0
+        self._counted = 0
 
     def open_stream(self) -> Any:
         import sounddevice as sd
@@ -111,8 +114,9 @@ class MicSource:
         def callback(data: Any, frames: int, _time: Any, status: Any) -> None:
             if status.input_overflow:
                 self._overflows += 1
+            captured_at = self._capture_time(time.monotonic() - self._latency - frames / self.rate, frames)
             try:
-                self._queue.put_nowait(bytes(data))
+                self._queue.put_nowait((bytes(data), captured_at))
             except queue.Full:
                 self._overflows += 1
 
@@ -123,8 +127,10 @@ class MicSource:
                 device=info.index,
                 channels=1,
                 dtype="int16",
+                latency="low",
                 callback=callback,
             )
+            self._latency = float(stream.latency)
             stream.start()
         except sd.PortAudioError as exc:
             raise NoAudioDeviceError(
@@ -134,12 +140,32 @@ class MicSource:
         _log.info("listening on %r", info.name)
         return stream
 
+    def _capture_time(self, arrived: float, frames: int) -> float:
+        """When a block's first sample was captured, on a sample-counted timeline.
+
+        Arrival times jitter by milliseconds (thread scheduling), and an echo canceller
+        cannot follow a reference that jumps about; PortAudio's own ADC timestamps
+        through PulseAudio's ALSA plugin were off by ~0.3 s. So blocks are placed one
+        after the other from an anchor that follows the earliest arrivals, and is set
+        anew after a gap (an overflow, a stall).
+        """
+        expected = self._anchor + self._counted / self.rate
+        if self._counted == 0 or abs(arrived - expected) > 0.1:
+            self._anchor, self._counted, expected = arrived, 0, arrived
+        elif arrived < expected:  # arrivals are only ever late: follow the earliest
+            self._anchor -= expected - arrived
+            expected = arrived
+        else:  # later than counted: the device's clock may run slow; follow within a few seconds
+            self._anchor += 0.01 * (arrived - expected)
+        self._counted += frames
+        return expected
+
     def chunks(self) -> Iterator[AudioChunk]:
         stream = self.open_stream()
         try:
             while not self._closed.is_set():
                 try:
-                    data = self._queue.get(timeout=self.stall_timeout_s)
+                    data, captured_at = self._queue.get(timeout=self.stall_timeout_s)
                 except queue.Empty:
                     if self._closed.is_set():
                         return
@@ -147,7 +173,7 @@ class MicSource:
                         raise DeviceLost("the microphone stream stopped") from None
                     raise DeviceLost(f"no audio from the microphone for {self.stall_timeout_s:g} s") from None
                 samples = np.frombuffer(data, dtype=np.int16)
-                chunk = AudioChunk(samples, self.rate, self._frames / self.rate)
+                chunk = AudioChunk(samples, self.rate, self._frames / self.rate, captured_at)
                 self._frames += len(samples)
                 yield chunk
         finally:

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class BenchOptions:
     config: Path | None = None
     persona: str | None = None
     cold_start: bool = True
+    overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    """Config sections changed for this run, e.g. a stage on a remote (see companion.bench.remote)."""
 
 
 class TimingSink:
@@ -206,6 +208,10 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
     meter = LoadMeter()
     started = time.monotonic()
     loaded = load_config(options.config)
+    if options.overrides:
+        from companion.bench.remote import with_overrides
+
+        loaded = with_overrides(loaded, options.overrides)
     config = loaded.config
     persona = load_persona_for(config, options.persona)
     segments: list[Segment] = load_segments(options.fixtures_dir, options.names)
@@ -235,6 +241,8 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
             "turns": len(segments),
             "config": str(loaded.path),
         }
+        if options.overrides:
+            result.setup["remote"] = {k: dict(v) for k, v in options.overrides.items()}
         daemon = Daemon(
             loaded,
             persona,

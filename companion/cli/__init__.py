@@ -32,6 +32,7 @@ COMMANDS = {
     "doctor": "companion.cli.service",
     "voice": "companion.cli.voice",
     "bench": "companion.cli.bench",
+    "memory": "companion.cli.memory",
 }
 """Each subcommand and the module that registers it. Only the module of the command
 being run is imported, so ``companion say`` starts in tens of milliseconds."""

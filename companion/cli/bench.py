@@ -45,6 +45,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the numbers as JSON")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw where the time goes (needs matplotlib)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold start / peak memory measurement")
+    p.add_argument(
+        "--remote",
+        action="append",
+        default=[],
+        metavar="STAGE=ADDRESS",
+        help="run a stage on a server: stt=tcp://HOST:PORT, llm=http://HOST:PORT/v1, tts=tcp://HOST:PORT (repeatable)",
+    )
+    p.add_argument(
+        "--compare-remote",
+        action="store_true",
+        help="embedded vs every stage on a loopback server (started here), side by side, plus fallback times",
+    )
+    p.add_argument(
+        "--soak",
+        type=int,
+        metavar="N",
+        help="instead: N turns (fixtures cycled) through one daemon; RSS per turn and its slope after warm-up",
+    )
+    p.add_argument("--warmup", type=int, metavar="N", help="with --soak: turns left out of the slope")
+    p.add_argument("--fast", action="store_true", help="with --soak: do not pace the turns by the clock")
+    p.add_argument(
+        "--barge-in",
+        action="store_true",
+        help="instead: talk over the robot on a private PulseAudio server with an echo path; reaction time, "
+        "false barge-ins, ERLE, echo canceller CPU",
+    )
+    p.add_argument("--replies", type=int, default=20, metavar="N", help="with --barge-in: replies with nobody talking")
+    p.add_argument("--interruptions", type=int, default=10, metavar="N", help="with --barge-in: interruptions")
+    p.add_argument(
+        "--echo-db", type=float, action="append", metavar="DB", help="with --barge-in: echo level(s) (default -6 and 0)"
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -54,6 +85,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UserError("--limit must be at least 1")
+    if args.soak is not None:
+        return cmd_soak(args)
+    if args.barge_in:
+        return cmd_barge_in(args)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
@@ -71,6 +106,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         persona=args.persona,
         cold_start=not args.no_cold_start,
     )
+    if args.remote or args.compare_remote:
+        from companion.bench.remote import cmd_remote
+
+        return cmd_remote(args, options)
     result = run_bench(options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json is not None:
@@ -81,4 +120,63 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from companion.bench.plot import plot_turns
 
         print(f"plot: {plot_turns(result, args.plot)}")
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from companion.bench.soak import SoakOptions, format_soak, run_soak
+
+    if args.soak < 2:
+        raise UserError("--soak needs at least 2 turns")
+    if args.warmup is not None and args.warmup < 0:
+        raise UserError("--warmup must be 0 or more")
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    options = SoakOptions(
+        fixtures_dir=args.fixtures,
+        turns=args.soak,
+        warmup=args.warmup,
+        fast=args.fast,
+        names=tuple(n.strip() for n in args.only.split(",") if n.strip()) if args.only else (),
+        config=args.config,
+        persona=args.persona,
+    )
+    result = run_soak(options, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(format_soak(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.as_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"numbers: {args.json}")
+    return 0
+
+
+def cmd_barge_in(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from companion.bench.bargein import report, run_barge_in
+    from companion.bench.pulse import PulseUnavailable
+
+    if args.replies < 0 or args.interruptions < 0:
+        raise UserError("--replies and --interruptions must be 0 or more")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="companion-barge-in-") as tmp:
+        for gain in args.echo_db or [-6.0, 0.0]:
+            print(f"echo at {gain:+.0f} dB ...", file=sys.stderr, flush=True)
+            try:
+                runs.append(
+                    run_barge_in(
+                        Path(tmp) / f"echo{gain:+.0f}",
+                        gain_db=gain,
+                        replies=args.replies,
+                        interruptions=args.interruptions,
+                        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                    )
+                )
+            except PulseUnavailable as exc:
+                raise UserError(f"--barge-in needs PulseAudio: {exc}") from None
+    print("\n".join(report(runs)))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([r.summary() for r in runs], indent=2) + "\n", encoding="utf-8")
+        print(f"numbers: {args.json}")
     return 0

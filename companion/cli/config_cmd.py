@@ -60,8 +60,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     loaded = load_config(Path(args.file) if args.file else None)
     print(f"# from {loaded.path} (search path: {', '.join(map(str, search_path()))})")
-    print(yaml.safe_dump(to_dict(loaded.config), sort_keys=False), end="")
+    print(yaml.safe_dump(redacted(to_dict(loaded.config)), sort_keys=False), end="")
     return 0
+
+
+REDACTED = "<redacted>"
+
+
+def redacted(data: dict[str, Any]) -> dict[str, Any]:
+    """The config's data with secrets (``control.token``) replaced by :data:`REDACTED`."""
+    control = data.get("control")
+    if isinstance(control, dict) and control.get("token"):
+        data = {**data, "control": {**control, "token": REDACTED}}
+    return data
 
 
 def cmd_check(args: argparse.Namespace) -> int:

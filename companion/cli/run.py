@@ -8,11 +8,14 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from companion.config import LoadedConfig, load_config
 from companion.errors import UserError
 from companion.messages import Event, TurnFinished
+
+if TYPE_CHECKING:
+    from companion.messages import Float32Array
 
 _log = logging.getLogger(__name__)
 
@@ -57,12 +60,14 @@ class TranscriptWriter:
         self.persona = persona
         self._file = path.open("w", encoding="utf-8") if path else None
         self._lock = threading.Lock()
+        self.turns = 0
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, TurnFinished) or not event.record.heard:
             return
         r = event.record
         with self._lock:
+            self.turns += 1
             if self._file:
                 self._file.write(json.dumps(r.as_json(), ensure_ascii=False) + "\n")
                 self._file.flush()
@@ -90,8 +95,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     persona = load_persona_for(config, args.persona)
     source: AudioSource
     sink: AudioSink
+    reference = None
     if args.input is not None:
-        source = FileSource.from_file(args.input, block_ms=config.audio.block_ms, realtime=not args.fast)
+        from companion.audio.io import STT_RATE, read_audio, resample, to_int16
+
+        samples, rate = read_audio(args.input)
+        check_recording(args.input, samples, rate)  # before the models load
+        audio = to_int16(resample(samples, rate, STT_RATE))
+        del samples
+        source = FileSource(audio, block_ms=config.audio.block_ms, realtime=not args.fast)
     else:
         from companion.audio.devices import resolve_device
 
@@ -103,8 +115,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         from companion.audio.devices import resolve_device
 
         resolve_device(config.audio.output_device, "output")
+        if source.live and config.audio.echo_cancel == "speex":
+            from companion.audio.echo import EchoReference
+
+            reference = EchoReference()
         sink = SpeakerSink(
-            config.audio.output_device, rate=config.audio.output_rate, latency=config.audio.output_latency
+            config.audio.output_device,
+            rate=config.audio.output_rate,
+            latency=config.audio.output_latency,
+            reference=reference,
         )
 
     writer = TranscriptWriter(
@@ -113,7 +132,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         persona.name,
     )
     daemon = Daemon(
-        loaded, persona, source=source, sink=sink, config_arg=args.config, persona_key=args.persona or config.persona
+        loaded,
+        persona,
+        source=source,
+        sink=sink,
+        config_arg=args.config,
+        persona_key=args.persona or config.persona,
+        echo_reference=reference,
     )
     daemon.bus.subscribe(writer)
     daemon.install_signal_handlers()
@@ -133,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     loop = daemon.loop
     if loop is not None and loop.error is not None:
         raise UserError(f"the voice loop stopped: {loop.error}")
+    if args.input is not None and writer.turns == 0:
+        print(f"companion: no speech heard in {args.input} (no turn answered)", file=sys.stderr)
     return 0
 
 
@@ -160,19 +187,37 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from companion.audio.io import load_for_stt, to_float32
+    from companion.audio.io import STT_RATE, read_audio, resample
     from companion.stt import FasterWhisperSTT
 
-    audio = load_for_stt(args.recording)
+    samples, rate = read_audio(args.recording)
     config = load_config(args.config).config
-    print(FasterWhisperSTT(config.stt).transcribe(to_float32(audio)))
+    heard = check_recording(args.recording, samples, rate)
+    text = FasterWhisperSTT(config.stt).transcribe(resample(samples, rate, STT_RATE)).strip()
+    if not text:
+        raise UserError(f"no speech in {args.recording} (nothing recognised in {heard})")
+    print(text)
     return 0
+
+
+def check_recording(path: Path, samples: Float32Array, rate: int) -> str:
+    """Warn about a clipped recording; refuse one that cannot hold speech. Returns its length, as words."""
+    from companion.audio.io import recording_notes
+
+    notes = recording_notes(samples, rate)
+    for note in notes:
+        if not note.no_speech:
+            _log.warning("%s: %s", path, note.text)
+    fatal = [n.text for n in notes if n.no_speech]
+    if fatal:
+        raise UserError(f"no speech in {path}: {'; '.join(fatal)}")
+    return f"{len(samples) / rate:.1f} s of audio"
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from companion.app import load_persona_for, persona_prompt
     from companion.llm import LlamaChat
-    from companion.sentences import split_sentences
+    from companion.script import prepare
 
     config = load_config(args.config).config
     persona = load_persona_for(config, args.persona)
@@ -188,7 +233,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line or not line.strip():
             return 0
         reply = "".join(chat.reply(line.strip()))
-        sentences = split_sentences(reply)[: config.llm.max_sentences]
-        said = " ".join(sentences)
+        script = prepare(persona, reply)
+        n = config.llm.max_sentences
+        said = " ".join(script.written[:n])
         chat.remember_spoken(said)
-        print(f"{persona.name}: {' '.join(persona.transform(s) for s in sentences) if args.transform else said}")
+        print(f"{persona.name}: {' '.join(script.spoken[:n]) if args.transform else said}")

@@ -56,6 +56,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("serve", help="control API with the voice only (no mic, STT or LLM)")
     add_config_args(p)
+    p.add_argument(
+        "--wyoming",
+        metavar="tcp://HOST:PORT",
+        help="also serve the persona voices as a Wyoming TTS service (no authentication: keep HOST 127.0.0.1 "
+        "unless the network is yours)",
+    )
+    p.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="companion",
+        metavar="NAME",
+        help="advertise the Wyoming service over mDNS as NAME._wyoming._tcp (default: companion; off unless given)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("say-bench", help="measure cold and warm 'companion say' times")
@@ -156,7 +169,7 @@ def _no_speaker(reason: str) -> UserError:
 
 def _transform_only(config: Config, args: argparse.Namespace, text: str) -> int:
     from companion.app import load_persona_for
-    from companion.control.speech import prepare
+    from companion.script import prepare
 
     script = prepare(load_persona_for(config, args.persona), text, raw=args.raw)
     print(script.spoken_text)
@@ -185,8 +198,9 @@ def _say_warm(client: ControlClient, args: argparse.Namespace, text: str, speed:
 
 def _say_cold(config: Config, args: argparse.Namespace, text: str, speed: float | None, verbose: bool) -> int:
     from companion.app import build_tts, load_persona_for
-    from companion.control.speech import play, prepare, synthesize_all, wav_bytes
+    from companion.control.speech import play, synthesize_all, wav_bytes
     from companion.errors import NoAudioDeviceError
+    from companion.script import prepare
 
     t = time.perf_counter()
     persona = load_persona_for(config, args.persona)
@@ -236,10 +250,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     config = loaded.config
     _apply_log_level(args, loaded)
-    if not config.control.enabled:
+    if args.zeroconf and not args.wyoming:
+        raise UserError("--zeroconf advertises the Wyoming service: give --wyoming tcp://HOST:PORT too", exit_code=2)
+    if not config.control.enabled and not args.wyoming:
         raise UserError(f"{loaded.path}: control.enabled is false: nothing would use this server")
     backend = TtsBackend(config, args.persona or config.persona)
-    server = ControlServer(backend, config.control)
+    server = ControlServer(backend, config.control) if config.control.enabled else None
+    wyoming = None
+    if args.wyoming:
+        from companion.remote.server import WyomingVoiceServer
+
+        try:
+            wyoming = WyomingVoiceServer(backend, args.wyoming, zeroconf=args.zeroconf)
+        except ValueError as exc:
+            raise UserError(str(exc), exit_code=2) from None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -248,17 +272,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server.start()
+    if server is not None:
+        server.start()
     try:
+        if wyoming is not None:
+            try:
+                wyoming.start()
+            except OSError as exc:
+                raise UserError(f"--wyoming {args.wyoming}: cannot listen ({exc.strerror or exc})") from None
+        where = ", ".join(
+            ([server.address] if server is not None else []) + ([f"wyoming {wyoming.uri}"] if wyoming else [])
+        )
         print(
-            f"companion serve: {server.address} speaking as {backend.persona.name} (Ctrl-C to stop)",
+            f"companion serve: {where} speaking as {backend.persona.name} (Ctrl-C to stop)",
             file=sys.stderr,
             flush=True,
         )
         while not stop.wait(0.5):
             pass
     finally:
-        server.stop()
+        if wyoming is not None:
+            wyoming.stop()
+        if server is not None:
+            server.stop()
         backend.close()
     return 0
 

@@ -21,10 +21,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from companion.errors import UserError
+
+if TYPE_CHECKING:
+    from companion.config import Config
 
 UNIT = "companion.service"
 SERVICE_USER = "companion"
@@ -380,6 +384,23 @@ def check_service(systemctl: str | None = None, booted_dir: str = "/run/systemd/
     return Check("service", True, "not running (start it: sudo systemctl enable --now companion)")
 
 
+def check_remotes(config: Config) -> list[Check]:
+    """One line per stage that runs on a remote server: does it answer, and what is the fallback."""
+    from companion.remote.health import probe_remotes
+
+    checks = []
+    for stage, address, ok, detail in probe_remotes(config):
+        detail = detail.removeprefix(f"{address}: ")
+        fallback = getattr(config, stage).fallback
+        if ok:
+            checks.append(Check(f"remote {stage}", True, f"{address}: {detail}"))
+        else:
+            then = "the local model answers meanwhile" if fallback else f"no fallback ({stage}.fallback: false)"
+            fix = f"start the server or correct the address in config.yaml; {then}"
+            checks.append(Check(f"remote {stage}", False, f"{address or '(unset)'}: {detail}", fix))
+    return checks
+
+
 def run_checks(config_path: Path | None) -> list[Check]:
     from companion.config import Config, load_config
     from companion.settings import ConfigError
@@ -396,6 +417,7 @@ def run_checks(config_path: Path | None) -> list[Check]:
     checks.append(check_device("input", config.audio.input_device))
     checks.append(check_device("output", config.audio.output_device))
     checks.extend(check_models())
+    checks.extend(check_remotes(config))
     checks.append(check_gpio(config.gpio.enabled, config.gpio.mock))
     checks.append(check_service())
     return checks

@@ -1,8 +1,9 @@
-"""``companion voice``: prepare reference clips of a character, and test a persona's voice."""
+"""``companion voice``: from films to a character's voice (studio, review, export), prepare clips, test a voice."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import time
@@ -30,6 +31,74 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--output-dir", type=Path, metavar="DIR", help="default: ./voice-test-PERSONA")
     s.add_argument("--baseline", action="store_true", help="also score the engine without match/effects")
     s.set_defaults(func=cmd_test)
+
+    s = vsub.add_parser("studio", help="cut media (films, recordings) into speech segments sorted by speaker")
+    s.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="any media: MKV, MP4, WAV, ...")
+    s.add_argument("-o", "--output", type=Path, required=True, metavar="WORKSPACE", help="workspace directory")
+    s.add_argument("--range", action="append", default=[], metavar="HH:MM:SS-HH:MM:SS", help="only these spans")
+    s.add_argument("--target", action="append", default=[], type=Path, metavar="CLIP", help="example of the voice")
+    s.add_argument("--auto", action="store_true", help="take the predictions as decisions (for scripting)")
+    s.add_argument("--embedding", default="auto", choices=("auto", "resemblyzer", "mfcc"), help="speaker embedding")
+    s.add_argument("--no-isolate", action="store_true", help="skip vocal isolation even if demucs is installed")
+    s.set_defaults(func=cmd_studio)
+
+    s = vsub.add_parser("review", help="review a studio workspace in the browser (local page)")
+    s.add_argument("workspace", type=Path, metavar="WORKSPACE")
+    s.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    s.add_argument("--no-browser", action="store_true", help="only print the page's address")
+    s.set_defaults(func=cmd_review)
+
+    s = vsub.add_parser("export", help="write reference.wav, an LJSpeech dataset and a persona voice snippet")
+    s.add_argument("workspace", type=Path, metavar="WORKSPACE")
+    s.add_argument("-o", "--output", type=Path, metavar="DIR", help="default: WORKSPACE/export")
+    s.add_argument("--max-reference", type=float, default=60.0, metavar="S", help="longest reference (default 60)")
+    s.set_defaults(func=cmd_export)
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    from companion.studio.pipeline import StudioOptions, run_studio
+    from companion.studio.progress import parse_range
+
+    opts = StudioOptions(
+        ranges=tuple(parse_range(r) for r in args.range),
+        targets=tuple(args.target),
+        auto=args.auto,
+        embedder=args.embedding,
+        isolate=not args.no_isolate,
+    )
+    run_studio(args.sources, args.output, opts)
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from companion.studio.review import ReviewServer
+    from companion.studio.workspace import Workspace
+
+    server = ReviewServer(Workspace.open(args.workspace), port=args.port)
+    print(f"review page: {server.url}  (Ctrl-C to stop; decisions are saved as you make them)", flush=True)
+    if not args.no_browser:
+        try:
+            webbrowser.get().open(server.url)
+        except webbrowser.Error:
+            print("no browser found here: open the address above", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from companion.studio.export import export
+    from companion.studio.workspace import Workspace
+
+    report = export(Workspace.open(args.workspace), args.output, max_s=args.max_reference)
+    print(f"{report.reference}: {report.reference_s:.1f} s of target speech")
+    print(f"{report.reference.parent / 'dataset'}: {report.dataset_clips} clips, {report.dataset_s:.1f} s (LJSpeech)")
+    for note in report.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"persona snippet ({report.reference.parent / 'voice.yaml'}):\n{report.snippet}", end="")
+    return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:

@@ -6,9 +6,13 @@ and ``companion serve`` (:class:`~companion.control.tts_backend.TtsBackend`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
+
+from companion import limits
+from companion.settings import short
 
 SPEED_RANGE = (0.5, 2.0)
 
@@ -41,21 +45,26 @@ class SayRequest:
     play: bool = False
 
     @classmethod
-    def from_json(cls, data: Any) -> SayRequest:
-        """Validate a decoded ``POST /say`` body; raises :class:`ApiError` (400) naming the problem."""
+    def from_json(cls, data: Any, max_text_chars: int = limits.MAX_TEXT_CHARS) -> SayRequest:
+        """Validate a decoded ``POST /say`` body; raises :class:`ApiError` (400, 413) naming the problem."""
         if not isinstance(data, dict):
             raise ApiError(400, f"expected a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - {"text", "persona", "speed", "raw", "play"})
         if unknown:
-            raise ApiError(400, f"unknown key '{unknown[0]}' (known: text, persona, speed, raw, play)")
+            raise ApiError(400, f"unknown key {short(unknown[0])} (known: text, persona, speed, raw, play)")
         text = data.get("text")
         if not isinstance(text, str):
             raise ApiError(400, "'text' is required and must be a string")
+        if len(text) > max_text_chars:
+            raise ApiError(
+                413, f"'text' is {len(text)} characters; the limit is {max_text_chars} (control.max_text_chars)"
+            )
+        check_text(text, "text")
         if not text.strip():
             raise ApiError(400, "'text' is empty: nothing to say")
         persona = data.get("persona")
-        if persona is not None and (not isinstance(persona, str) or not persona.strip()):
-            raise ApiError(400, "'persona' must be a persona name")
+        if persona is not None:
+            persona = check_name(persona, "persona")
         speed = data.get("speed")
         if speed is not None:
             speed = check_speed(speed)
@@ -82,10 +91,55 @@ def persona_name(data: Any) -> str:
     """The persona name of a ``POST /persona`` body."""
     if not isinstance(data, dict) or set(data) != {"name"}:
         raise ApiError(400, 'expected {"name": PERSONA}')
-    name = data["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise ApiError(400, "'name' must be a persona name")
-    return name.strip()
+    return check_name(data["name"], "name")
+
+
+def check_name(value: Any, key: str) -> str:
+    """A persona name (:data:`~companion.limits.PERSONA_NAME`): never a path, so nothing outside
+    the persona directories is read, and the error says nothing about the files there."""
+    name = value.strip() if isinstance(value, str) else value
+    if not isinstance(name, str) or not limits.PERSONA_NAME.fullmatch(name):
+        raise ApiError(400, f"'{key}' must be a persona name: 1-64 letters, digits, '_' or '-'")
+    return name
+
+
+def check_text(text: str, key: str) -> None:
+    """Text the voice can take: no NUL characters, no lone UTF-16 surrogates (400 otherwise)."""
+    at = text.find("\x00")
+    if at >= 0:
+        raise ApiError(400, f"'{key}' has a NUL character (at {at}); send plain text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError(
+            400, f"'{key}' is not valid Unicode: a lone surrogate at {exc.start} ({short(text[exc.start])})"
+        ) from None
+
+
+def decode_json(body: bytes) -> Any:
+    """A request body as JSON, nested at most :data:`~companion.limits.JSON_MAX_DEPTH` deep (400 otherwise)."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"bad JSON: {exc}") from None
+    except RecursionError:
+        data = None
+    else:
+        if _depth(data) <= limits.JSON_MAX_DEPTH:
+            return data
+    raise ApiError(400, f"JSON nested too deeply (the limit is {limits.JSON_MAX_DEPTH} levels)")
+
+
+def _depth(data: Any) -> int:
+    """How deep lists and objects nest in ``data`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= limits.JSON_MAX_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class Backend(Protocol):

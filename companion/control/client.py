@@ -100,6 +100,8 @@ class ControlClient:
     ) -> tuple[http.client.HTTPResponse, bytes]:
         """Send one request and read the answer; raises :class:`DaemonNotRunning` if nobody listens."""
         s = self.settings
+        if s.token and not (s.token.isascii() and s.token.isprintable()):
+            raise UserError("control.token must be printable ASCII (e.g. from 'openssl rand -hex 16')")
         unix = str(s.socket.expanduser()) if s.socket is not None else None
         conn = _Connection(self.host, s.port, s.connect_timeout_s, self.read_timeout, unix)
         try:
@@ -118,7 +120,7 @@ class ControlClient:
             conn.request(method, path, body=payload, headers=headers)
             response = conn.getresponse()
             data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, UnicodeError) as exc:
             raise ControlRequestError(0, f"the daemon at {self.address} did not answer: {exc}") from None
         finally:
             conn.close()

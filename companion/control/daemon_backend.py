@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from companion.control.backend import ApiError, Synthesized
 from companion.control.server import ControlServer
-from companion.control.speech import prepare, render
+from companion.control.speech import render
 from companion.errors import UserError
 from companion.persona import Persona, load_persona
+from companion.script import prepare
 
 if TYPE_CHECKING:
     from companion.daemon import Daemon
@@ -39,6 +40,20 @@ def start_control_api(daemon: Daemon) -> ControlServer | None:
         _log.error("%s; running without the control API", exc)
         return None
     return server
+
+
+def stage_backends(daemon: Daemon) -> dict[str, object]:
+    """Each stage's backend ('local', or a remote with its health and fallback)."""
+    from companion.remote.health import stage_status
+
+    models = getattr(daemon, "models", None)
+    if models is None:
+        return {}
+    return {
+        "stt": stage_status(models.stt),
+        "llm": stage_status(models.chat),
+        "tts": stage_status(daemon.voice_for(daemon.persona)),
+    }
 
 
 class DaemonBackend:
@@ -72,6 +87,8 @@ class DaemonBackend:
             "turns": d.status.turns,
             "last_turn": d.status.last_turn,
             "last_request": self.last_request,
+            "echo": d.echo_status(),
+            "stages": stage_backends(d),
         }
 
     def _check_ready(self) -> None:

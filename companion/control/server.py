@@ -9,8 +9,11 @@ Routes::
                        or, with "play": true, JSON after queueing it on the speaker
     POST /persona   {"name"} -> swaps the persona (400 with the reason if it is bad)
 
-Errors are JSON ``{"error": "one line"}`` with 400/401/404/405/411/413/5xx; a bad
-request never takes the server down.
+Errors are JSON ``{"error": "one line"}`` with 400/401/404/405/408/411/413/5xx; a bad
+request never takes the server down. Every request is bounded in size, time and
+concurrency (:mod:`companion.control.guards`, :mod:`companion.limits`): HEAD, OPTIONS
+and any other method get 405; a request that is not in within ``control.request_timeout_s``
+gets 408; past ``control.max_connections`` connections, a 503 at once.
 """
 
 from __future__ import annotations
@@ -19,20 +22,20 @@ import contextlib
 import hmac
 import json
 import logging
-import os
-import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from companion.control.backend import ApiError, Backend, SayRequest, persona_name
+from companion import limits
+from companion.control.backend import ApiError, Backend, SayRequest, decode_json, persona_name
 from companion.control.client import CHANGED_HEADER, NO_SPEAKER, PERSONA_HEADER, SPOKEN_HEADER
+from companion.control.guards import AuthGate, ConnectionSlots, Deadlines
+from companion.control.listen import bind_tcp, bind_unix, remove_socket
 from companion.control.settings import ControlSettings, is_loopback
 from companion.errors import NoAudioDeviceError, UserError
 from companion.settings import ConfigError
@@ -43,34 +46,37 @@ MAX_SPOKEN_HEADER = 8000
 """Longer spoken text is cut (with '…') to keep the header within clients' limits."""
 _DRAIN_LIMIT = 16 * 1024 * 1024
 """An oversized body up to this size is read and dropped, so the client sees the 413."""
-
-
-class _TcpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-class _Tcp6Server(_TcpServer):
-    address_family = socket.AF_INET6
-
-
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def server_bind(self) -> None:
-        old = os.umask(0o177)  # created 0600: no window where others could connect
-        try:
-            super().server_bind()
-        finally:
-            os.umask(old)
-        os.chmod(str(self.server_address), 0o600)
+_WRITE_TIMEOUT_S = 30.0
+"""An answer must be taken by the client within this."""
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "companion-control"
-    timeout = 30  # seconds a client may take to send its request
+    timeout = limits.IDLE_TIMEOUT_S  # seconds a client may go quiet while sending its request
     control: ControlServer  # set on the per-server subclass
+    _ticket: int | None = None
+    _body_read = False
 
     # ---- plumbing -----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self._ticket = self.control.deadlines.watch(self.connection, self.control.settings.request_timeout_s)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        if self._ticket is not None:
+            self.control.deadlines.forget(self._ticket)
+
+    def _request_in(self) -> None:
+        """The whole request has arrived: its deadline no longer applies (the answer may take longer)."""
+        if self._ticket is not None:
+            self.control.deadlines.done(self._ticket)
+        self.connection.settimeout(_WRITE_TIMEOUT_S)
+
+    def _late(self) -> bool:
+        return self._ticket is not None and self.control.deadlines.expired(self._ticket)
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s %s", self.address_string(), format % args)
@@ -78,35 +84,44 @@ class _Handler(BaseHTTPRequestHandler):
     def address_string(self) -> str:
         return str(self.client_address[0]) if isinstance(self.client_address, tuple) else "unix"
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def __getattr__(self, name: str) -> Any:
+        # every method (HEAD, OPTIONS, BREW, ...) goes through the routes: 405 unless a route has it
+        if name.startswith("do_"):
+            return lambda: self._dispatch(name[3:])
+        raise AttributeError(name)
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The base class's own errors (bad request line, headers too long) as one-line JSON."""
+        self.close_connection = True
+        text = message or HTTPStatus(code).phrase
+        if self._late():
+            code, text = 408, self._late_message()
+        self.send_json(code, {"error": text.splitlines()[0] if text else str(code)})
 
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
+    def _late_message(self) -> str:
+        return f"request not received within {self.control.settings.request_timeout_s:g} s (control.request_timeout_s)"
 
     def _dispatch(self, method: str) -> None:
         started = time.perf_counter()
+        self.close_connection = True
         try:
+            if self._late():
+                raise ApiError(408, self._late_message())
+            if method != "POST":  # no body to wait for
+                self._request_in()
             self._authorize()
             path = urlsplit(self.path).path.rstrip("/") or "/"
             methods = self.control.routes.get(path)
             if methods is None:
-                raise ApiError(404, f"no such route {path} (have: {', '.join(sorted(self.control.routes))})")
+                raise ApiError(404, f"no such route {path[:80]} (have: {', '.join(sorted(self.control.routes))})")
             handler = methods.get(method)
             if handler is None:
                 raise _MethodNotAllowed(sorted(methods))
             handler(self)
         except _MethodNotAllowed as exc:
             self.send_json(405, {"error": f"use {' or '.join(exc.allowed)} here"}, {"Allow": ", ".join(exc.allowed)})
+        except RecursionError:
+            self.send_json(400, {"error": "the request is nested too deeply"})
         except ApiError as exc:
             extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             self.send_json(exc.status, {"error": str(exc)}, extra)
@@ -116,8 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_json(503, {"error": str(exc), "reason": NO_SPEAKER})
         except UserError as exc:
             self.send_json(500, {"error": str(exc)})
-        except (BrokenPipeError, ConnectionResetError):
-            _log.debug("client went away")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            _log.debug("client went away or stopped reading")
         except Exception as exc:
             _log.exception("control API: %s %s failed", method, self.path)
             self.send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]})
@@ -130,7 +145,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         got = self.headers.get("Authorization", "")
         scheme, _, value = got.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        sent = value.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent, token.encode()):
+            self.control.auth.failed()
             raise ApiError(401, "missing or wrong token (send Authorization: Bearer TOKEN)")
 
     def read_json(self) -> Any:
@@ -138,26 +155,38 @@ class _Handler(BaseHTTPRequestHandler):
         if length_header is None:
             raise ApiError(411, "send a Content-Length header")
         try:
-            length = int(length_header)
+            length = int(length_header.strip()) if length_header.strip().isdigit() else -1
             if length < 0:
                 raise ValueError
         except ValueError:
-            raise ApiError(400, f"bad Content-Length {length_header!r}") from None
+            raise ApiError(400, f"bad Content-Length {length_header[:40]!r}") from None
         limit = self.control.settings.max_body_bytes
+        self._body_read = True
         if length > limit:
             self._drain(length)
-            self.close_connection = True
             raise ApiError(413, f"request too large ({length} bytes; the limit is {limit}, control.max_body_kb)")
-        body = self.rfile.read(length)
         try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ApiError(400, f"bad JSON: {exc}") from None
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise ApiError(408, f"the body stopped coming (no data for {limits.IDLE_TIMEOUT_S:g} s)") from None
+        if self._late():
+            raise ApiError(408, self._late_message() + f": got {len(body)} of {length} body bytes")
+        if len(body) < length:
+            raise ApiError(400, f"the body ended after {len(body)} of its Content-Length {length} bytes")
+        self._request_in()
+        return decode_json(body)
+
+    def _discard_body(self) -> None:
+        """Read a body nobody asked for: closing on unread data would reset the connection, answer and all."""
+        self._body_read = True
+        length = (getattr(self, "headers", None) or {}).get("Content-Length", "")
+        if length.strip().isdigit() and not self._late():
+            self._drain(int(length.strip()))
 
     def _drain(self, length: int) -> None:
         if length > _DRAIN_LIMIT:
             return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             while length > 0:
                 chunk = self.rfile.read(min(length, 65536))
                 if not chunk:
@@ -165,19 +194,27 @@ class _Handler(BaseHTTPRequestHandler):
                 length -= len(chunk)
 
     def send_json(self, status: int, data: dict[str, object], headers: dict[str, str] | None = None) -> None:
-        self.send_body(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json", headers)
+        # ASCII JSON: any text, even a lone surrogate quoted in an error, can be sent
+        self.send_body(status, json.dumps(data, ensure_ascii=True).encode("ascii"), "application/json", headers)
 
     def send_body(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         try:
+            if not self._body_read:
+                self._discard_body()
+            if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"  # always a status line and headers, even to garbage
+            self.connection.settimeout(_WRITE_TIMEOUT_S)
             self.send_response(status, HTTPStatus(status).phrase)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
+            if getattr(self, "command", None) != "HEAD":
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             _log.debug("client went away before the answer")
 
 
@@ -199,7 +236,7 @@ def _status(h: _Handler) -> None:
 
 
 def _say(h: _Handler) -> None:
-    req = SayRequest.from_json(h.read_json())
+    req = SayRequest.from_json(h.read_json(), h.control.settings.max_text_chars)
     backend = h.control.backend
     if req.play:
         h.send_json(200, backend.play(req.text, req.persona, req.speed, req.raw))
@@ -237,6 +274,9 @@ class ControlServer:
         self.backend = backend
         self.settings = settings
         self.routes = ROUTES
+        self.deadlines = Deadlines()
+        self._socket_inode: int | None = None
+        self.auth = AuthGate()
         self._server: socketserver.BaseServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -254,35 +294,17 @@ class ControlServer:
         if s.socket is None and not is_loopback(s.host) and not s.token:
             raise UserError(f"control API: refusing to listen on {s.host} without a token (set control.token)")
         handler = type("Handler", (_Handler,), {"control": self})
-        self._server = self._bind_unix(s.socket, handler) if s.socket is not None else self._bind_tcp(handler)
+        slots = ConnectionSlots(s.max_connections)
+        if s.socket is not None:
+            self._server, self._socket_inode = bind_unix(s.socket, handler, slots)
+        else:
+            self._server = bind_tcp(s.host, s.port, handler, slots)
+        self.deadlines.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="companion-control", daemon=True
         )
         self._thread.start()
         _log.info("control API on %s%s", self.address, " (token required)" if s.token else "")
-
-    def _bind_tcp(self, handler: type[_Handler]) -> socketserver.BaseServer:
-        host, port = self.settings.host, self.settings.port
-        cls = _Tcp6Server if ":" in host else _TcpServer
-        try:
-            return cls((host.strip("[]"), port), handler)
-        except OSError as exc:
-            raise UserError(
-                f"control API: cannot listen on {host}:{port}: {exc.strerror or exc} "
-                "(is another companion running? change control.port)"
-            ) from None
-
-    def _bind_unix(self, path: Path, handler: type[_Handler]) -> socketserver.BaseServer:
-        path = path.expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() or path.is_symlink():
-            if _someone_listens(path):
-                raise UserError(f"control API: {path} is in use (is another companion running?)")
-            path.unlink()
-        try:
-            return _UnixServer(str(path), handler)
-        except OSError as exc:
-            raise UserError(f"control API: cannot listen on {path}: {exc.strerror or exc}") from None
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
@@ -291,11 +313,11 @@ class ControlServer:
         self._server = self._thread = None
         server.shutdown()
         server.server_close()
+        self.deadlines.stop()
         if thread is not None:
             thread.join(timeout=5)
         if self.settings.socket is not None:
-            with contextlib.suppress(OSError):
-                self.settings.socket.expanduser().unlink()
+            remove_socket(self.settings.socket.expanduser(), self._socket_inode)
         _log.info("control API stopped")
 
     @property
@@ -308,13 +330,3 @@ class ControlServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _someone_listens(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.2)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-        return True

@@ -1,8 +1,8 @@
 """Saying a text outside a conversation: transform, synthesize to WAV, or stream to a sink.
 
-Shared by ``companion say`` (cold, in-process) and the control API backends. Text
-is cut into sentences and spoken sentence by sentence, as the voice loop does, so
-long input starts playing after its first sentence.
+Shared by ``companion say`` (cold, in-process) and the control API backends. What
+the persona says comes from :mod:`companion.script`, the loop's own path; it is
+spoken sentence by sentence, so long input starts playing after its first sentence.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import threading
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,52 +19,11 @@ from companion.audio.io import to_int16
 from companion.control.backend import ApiError, Synthesized
 from companion.messages import Float32Array, SpokenAudio
 from companion.persona import Persona
-from companion.sentences import split_sentences
+from companion.script import prepare
 from companion.stages import AudioSink, Synthesizer
 from companion.worker import iterate_in_thread
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Script:
-    """A text cut into sentences, as written and as the persona says them."""
-
-    written: tuple[str, ...]
-    spoken: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.written)
-
-    @property
-    def spoken_text(self) -> str:
-        return " ".join(self.spoken)
-
-    @property
-    def changed(self) -> bool:
-        """True when the persona's style changed the words."""
-        return self.spoken != self.written
-
-
-def prepare(persona: Persona, text: str, *, raw: bool = False) -> Script:
-    """Cut ``text`` into sentences and apply the persona's style (unless ``raw``).
-
-    Like the voice loop: a transform that fails or leaves nothing speaks the sentence plainly.
-    """
-    written = tuple(split_sentences(text))
-    spoken: list[str] = []
-    for sentence in written:
-        out = sentence
-        if not raw:
-            try:
-                out = persona.transform(sentence)
-            except Exception:
-                _log.exception("style transform failed on %r; speaking it plainly", sentence)
-            if not out.strip():
-                out = sentence
-        spoken.append(out)
-    return Script(written, tuple(spoken))
 
 
 def synthesize_all(synth: Synthesizer, sentences: tuple[str, ...], speed: float | None = None) -> Float32Array:

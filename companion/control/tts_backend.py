@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from companion.app import build_tts
 from companion.config import Config
 from companion.control.backend import ApiError, Synthesized
-from companion.control.speech import SerializedSynthesizer, play, prepare, render
+from companion.control.speech import SerializedSynthesizer, play, render
 from companion.persona import Persona, load_persona
+from companion.script import prepare
 from companion.stages import AudioSink, Synthesizer
+from companion.tts.cache import VoiceCache
 
 _log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ class TtsBackend:
         self.clock = clock
         self.started_at = clock()
         self._lock = threading.Lock()
-        self._voices: dict[str, Synthesizer] = {}
+        self.voices = VoiceCache(lambda p: SerializedSynthesizer(build_tts(self.config, p), self._lock))
         self.persona_key = persona_key
         self.persona = load_persona(persona_key, config.personas_dir)
         for _ in self.voice_for(self.persona).synthesize("Hello."):  # warm: the first sentence is slower
@@ -82,12 +85,7 @@ class TtsBackend:
     # ---- voices -------------------------------------------------------------------------
 
     def voice_for(self, persona: Persona) -> Synthesizer:
-        key = repr(persona.voice)
-        if key not in self._voices:
-            from companion.app import build_tts
-
-            self._voices[key] = SerializedSynthesizer(build_tts(self.config, persona), self._lock)
-        return self._voices[key]
+        return self.voices.get(persona)
 
     def _persona(self, name: str | None) -> Persona:
         if name is None or name == self.persona_key:

@@ -35,8 +35,9 @@ def _language(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class VoiceSettings:
-    engine: str | None = setting(None, doc="piper or xtts; null = config's tts.engine")
+    engine: str | None = setting(None, doc="piper, xtts or wyoming; null = config's tts.engine")
     piper_voice: str | None = setting(None, doc="Piper .onnx path; null = config's tts.voice")
+    wyoming_voice: str | None = setting(None, doc="tts.engine wyoming: the server's voice name; null = its default")
     reference: tuple[Path, ...] = setting((), doc="reference clips of the character (cloning)")
     speed: float = setting(1.0, check=between(0.5, 2.0), doc="speaking rate")
     pitch_semitones: float = setting(0.0, check=between(-12, 12), doc="pitch shift")

@@ -56,15 +56,11 @@ def wrap(synth: Synthesizer, voice: VoiceSettings, cache_dir: Path) -> Synthesiz
     if voice.match is not None:
         from companion.voice.match import build_matcher
 
-        stages.append(
-            build_matcher(
-                synth,
-                voice.match,
-                cache_dir,
-                strength=voice.match_strength,
-                extra_semitones=voice.pitch_semitones,
-            )
+        matcher = build_matcher(
+            synth, voice.match, cache_dir, strength=voice.match_strength, extra_semitones=voice.pitch_semitones
         )
+        if matcher is not None:
+            stages.append(matcher)
     elif voice.pitch_semitones:
         from companion.voice.world import WorldTransform
 

@@ -4,7 +4,9 @@ Both voices are summarised by a :class:`VoiceProfile` - median and spread of log
 the mean log spectral envelope of voiced speech. From the two profiles we derive a
 pitch mapping, a vocal-tract (formant) scale that best aligns the envelopes, and a
 smooth EQ for the remaining timbre difference, then re-synthesise every sentence with
-the WORLD vocoder. Profiles are cached on disk, keyed by content.
+the WORLD vocoder. How far each part moves is fitted by measured speaker similarity
+(:mod:`companion.voice.calibrate`); where matching does not help, it is switched off.
+Profiles and fits are cached on disk, keyed by content.
 """
 
 from __future__ import annotations
@@ -132,8 +134,32 @@ def _centred(values: FloatArray, band: npt.NDArray[np.bool_]) -> FloatArray:
     return values - values[band].mean()
 
 
+@dataclass(frozen=True)
+class Strengths:
+    """How far to move each part of the voice: 0 = keep the source's, 1 = the reference's."""
+
+    pitch: float = 1.0
+    """Median pitch."""
+    range: float = 1.0
+    """Pitch range (spread of the intonation)."""
+    formants: float = 1.0
+    eq: float = 1.0
+
+    def scaled(self, k: float) -> Strengths:
+        return Strengths(self.pitch * k, self.range * k, self.formants * k, self.eq * k)
+
+    @property
+    def plain(self) -> bool:
+        return self.pitch == self.range == self.formants == self.eq == 0.0
+
+
 def plan_match(
-    source: VoiceProfile, reference: VoiceProfile, *, strength: float = 1.0, extra_semitones: float = 0.0
+    source: VoiceProfile,
+    reference: VoiceProfile,
+    *,
+    strength: float = 1.0,
+    extra_semitones: float = 0.0,
+    strengths: Strengths | None = None,
 ) -> MatchPlan:
     band = _band(source, reference)
     ref_env = _centred(reference.envelope, band)
@@ -152,30 +178,53 @@ def plan_match(
     eq[idx[-1] + 1 :] = eq[idx[-1]]
     shift = reference.log_f0_median - source.log_f0_median
     scale = float(np.clip(reference.log_f0_spread / source.log_f0_spread, 0.5, 2.0))
+    k = (strengths or Strengths()).scaled(strength)
     return MatchPlan(
         log_f0_centre=source.log_f0_median,
-        log_f0_shift=strength * shift + extra_semitones * np.log(2) / 12,
-        log_f0_scale=scale**strength,
-        formant_ratio=ratio**strength,
-        eq=strength * eq,
+        log_f0_shift=k.pitch * shift + extra_semitones * np.log(2) / 12,
+        log_f0_scale=scale**k.range,
+        formant_ratio=ratio**k.formants,
+        eq=k.eq * eq,
     )
 
 
-def build_matcher(
-    synth: Synthesizer, reference: Path, cache_dir: Path, *, strength: float = 1.0, extra_semitones: float = 0.0
-) -> WorldTransform:
-    plan = plan_match(
-        source_profile(synth, cache_dir),
-        reference_profile(reference, cache_dir),
-        strength=strength,
-        extra_semitones=extra_semitones,
-    )
-    _log.info("voice match toward %s: %s", reference, plan.describe())
+def transform_for(plan: MatchPlan, sample_rate: int) -> WorldTransform:
     return WorldTransform(
-        synth.sample_rate,
+        sample_rate,
         log_f0_centre=plan.log_f0_centre,
         log_f0_shift=plan.log_f0_shift,
         log_f0_scale=plan.log_f0_scale,
         formant_ratio=plan.formant_ratio,
         eq=plan.eq,
     )
+
+
+def build_matcher(
+    synth: Synthesizer,
+    reference: Path,
+    cache_dir: Path,
+    *,
+    strength: float = 1.0,
+    extra_semitones: float = 0.0,
+    calibrate: bool = True,
+) -> WorldTransform | None:
+    """The voice-match stage, its strengths fitted by measured speaker similarity (closed loop).
+
+    Returns None when matching does not bring the voice closer to the reference (and no
+    extra pitch is asked for): the plain voice is then the closest one.
+    """
+    ref = reference_profile(reference, cache_dir)
+    source = source_profile(synth, cache_dir)
+    strengths = Strengths()
+    if calibrate:
+        from companion.voice.calibrate import fit_strengths
+
+        fitted = fit_strengths(synth, reference, source, ref, cache_dir)
+        if fitted is not None:
+            strengths = fitted
+    if strengths.plain and not extra_semitones:
+        _log.info("voice match toward %s: the plain voice is closest; matching is off", reference)
+        return None
+    plan = plan_match(source, ref, strength=strength, extra_semitones=extra_semitones, strengths=strengths)
+    _log.info("voice match toward %s: %s", reference, plan.describe())
+    return transform_for(plan, synth.sample_rate)

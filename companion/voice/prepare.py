@@ -101,7 +101,7 @@ def clipped_fraction(piece: Float32Array, peak: float) -> float:
     return float(flat.mean())
 
 
-def _normalise(segment: Float32Array, target_dbfs: float) -> Float32Array:
+def normalise(segment: Float32Array, target_dbfs: float) -> Float32Array:
     frame = 320
     db = _frame_db(segment, frame)
     active = db[db > (db.max() - 30 if db.size else 0)]
@@ -130,7 +130,7 @@ def prepare_clips(clips: Sequence[Path], output: Path, opts: PrepareOptions | No
             if clipped_fraction(piece, peak) > opts.max_clipped:
                 report.clipped += 1
                 continue
-            kept.append(_normalise(resample(piece, rate, opts.rate), opts.target_dbfs))
+            kept.append(normalise(resample(piece, rate, opts.rate), opts.target_dbfs))
     report.kept = len(kept)
     report.usable_s = sum(k.size for k in kept) / opts.rate
     if not kept:

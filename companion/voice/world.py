@@ -128,7 +128,10 @@ class WorldTransform:
     def __call__(self, audio: Float32Array) -> Float32Array:
         if audio.size < self.sample_rate * FRAME_MS / 1000 * 4:
             return audio
-        frames = analyse(audio, self.sample_rate)
+        return self.apply(analyse(audio, self.sample_rate), audio)
+
+    def apply(self, frames: WorldFrames, audio: Float32Array) -> Float32Array:
+        """Re-synthesise already analysed ``frames`` of ``audio`` (calibration analyses once, edits many times)."""
         f0 = frames.f0.copy()
         voiced = f0 > 0
         if voiced.any():

@@ -1,0 +1,323 @@
+"""Acoustic echo cancellation: the robot hears the user, not itself.
+
+:class:`EchoReference` keeps what the speaker actually played, stamped with when it
+was heard (the speaker's callback knows its DAC delay). For each microphone block,
+stamped with when it was captured, the listen stage reads the reference for the same
+moment and :class:`SpeexEchoCanceller` (SpeexDSP's MDF adaptive filter, over ctypes to
+the system's libspeexdsp) removes the echo, then its preprocessor suppresses what
+echo is left. The reference is read a little early (``lead_ms``) so that timing
+errors still leave the echo inside the filter's tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from companion.audio.echo_delay import DelayEstimator
+from companion.errors import UserError
+from companion.messages import Float32Array, Int16Array
+
+_log = logging.getLogger(__name__)
+
+_ECHO_SET_SAMPLING_RATE = 24
+_PP_SET_DENOISE = 0
+_PP_SET_ECHO_SUPPRESS = 20
+_PP_SET_ECHO_SUPPRESS_ACTIVE = 22
+_PP_SET_ECHO_STATE = 24
+_lib_cache: list[ctypes.CDLL] = []
+
+
+def speexdsp() -> ctypes.CDLL:
+    """The system's libspeexdsp, with argument types declared."""
+    if _lib_cache:
+        return _lib_cache[0]
+    name = ctypes.util.find_library("speexdsp") or "libspeexdsp.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        raise UserError(
+            "audio.echo_cancel: speex needs libspeexdsp (apt-get install libspeexdsp1); "
+            "or set audio.echo_cancel to external or off"
+        ) from None
+    p, i, i16 = ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int16)
+    lib.speex_echo_state_init.restype = p
+    lib.speex_echo_state_init.argtypes = [i, i]
+    lib.speex_echo_state_destroy.argtypes = [p]
+    lib.speex_echo_cancellation.argtypes = [p, i16, i16, i16]
+    lib.speex_echo_ctl.argtypes = [p, i, p]
+    lib.speex_echo_state_reset.argtypes = [p]
+    lib.speex_preprocess_state_init.restype = p
+    lib.speex_preprocess_state_init.argtypes = [i, i]
+    lib.speex_preprocess_state_destroy.argtypes = [p]
+    lib.speex_preprocess_ctl.argtypes = [p, i, p]
+    lib.speex_preprocess_run.argtypes = [p, i16]
+    _lib_cache.append(lib)
+    return lib
+
+
+@dataclass
+class EchoStats:
+    """How well and how cheaply echo is being removed."""
+
+    frames: int = 0
+    seconds_spent: float = 0.0
+    echo_in_energy: float = 0.0
+    """Microphone energy in frames where the speaker was playing."""
+    echo_out_energy: float = 0.0
+    """...and what was left of it after cancellation."""
+
+    @property
+    def cost_ms_per_frame(self) -> float:
+        return 1000.0 * self.seconds_spent / self.frames if self.frames else 0.0
+
+    @property
+    def erle_db(self) -> float:
+        """Echo return loss enhancement over the frames with far-end audio (dB)."""
+        if self.echo_out_energy <= 0 or self.echo_in_energy <= 0:
+            return 0.0
+        return float(10.0 * np.log10(self.echo_in_energy / self.echo_out_energy))
+
+
+class SpeexEchoCanceller:
+    """SpeexDSP echo canceller plus residual echo suppression, on 16-bit mono frames."""
+
+    def __init__(
+        self,
+        rate: int = 16000,
+        *,
+        frame_ms: int = 10,
+        tail_ms: int = 250,
+        suppress_db: int = -45,
+        suppress_active_db: int = -20,
+    ) -> None:
+        self._lib = lib = speexdsp()
+        self.rate = rate
+        self.frame = rate * frame_ms // 1000
+        self.tail_s = tail_ms / 1000.0
+        self._echo = lib.speex_echo_state_init(self.frame, rate * tail_ms // 1000)
+        self._pre = lib.speex_preprocess_state_init(self.frame, rate)
+        if not self._echo or not self._pre:
+            raise UserError("audio.echo_cancel: speex could not start its echo canceller")
+        value = ctypes.c_int(rate)
+        lib.speex_echo_ctl(self._echo, _ECHO_SET_SAMPLING_RATE, ctypes.byref(value))
+        lib.speex_preprocess_ctl(self._pre, _PP_SET_ECHO_STATE, ctypes.c_void_p(self._echo))
+        for request, setting in (
+            (_PP_SET_DENOISE, 0),
+            (_PP_SET_ECHO_SUPPRESS, suppress_db),
+            (_PP_SET_ECHO_SUPPRESS_ACTIVE, suppress_active_db),
+        ):
+            value = ctypes.c_int(setting)
+            lib.speex_preprocess_ctl(self._pre, request, ctypes.byref(value))
+        self.stats = EchoStats()
+        self._lock = threading.Lock()
+
+    def process(self, mic: Int16Array, ref: Int16Array) -> Int16Array:
+        """The microphone block with the echo of ``ref`` (same length, same moment) removed."""
+        n = len(mic) - len(mic) % self.frame
+        if len(ref) != len(mic):
+            raise ValueError(f"echo reference has {len(ref)} samples for {len(mic)} microphone samples")
+        mic_c = np.ascontiguousarray(mic[:n], dtype=np.int16)
+        ref_c = np.ascontiguousarray(ref[:n], dtype=np.int16)
+        out = np.empty(n, dtype=np.int16)
+        ptr = ctypes.POINTER(ctypes.c_int16)
+        t = time.perf_counter()
+        with self._lock:
+            for start in range(0, n, self.frame):
+                end = start + self.frame
+                o = out[start:end]
+                self._lib.speex_echo_cancellation(
+                    self._echo,
+                    mic_c[start:end].ctypes.data_as(ptr),
+                    ref_c[start:end].ctypes.data_as(ptr),
+                    o.ctypes.data_as(ptr),
+                )
+                self._lib.speex_preprocess_run(self._pre, o.ctypes.data_as(ptr))
+                if np.any(ref_c[start:end]):
+                    self.stats.echo_in_energy += float(np.dot(mic_c[start:end].astype(np.float64), mic_c[start:end]))
+                    self.stats.echo_out_energy += float(np.dot(o.astype(np.float64), o)) + 1.0
+            self.stats.frames += n // self.frame
+            self.stats.seconds_spent += time.perf_counter() - t
+        if n < len(mic):  # a ragged end (not a whole frame): passed on as it is
+            out = np.concatenate([out, mic[n:].astype(np.int16)])
+        return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._lib.speex_echo_state_reset(self._echo)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._echo:
+                self._lib.speex_preprocess_state_destroy(self._pre)
+                self._lib.speex_echo_state_destroy(self._echo)
+                self._echo = self._pre = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class EchoReference:
+    """What the speaker played, on the monotonic clock, at the microphone's rate.
+
+    Written by the speaker (its callback thread), read by the listen stage. A ring of
+    ``seconds`` of audio; a slot that was not written for the time asked for reads as
+    silence.
+    """
+
+    def __init__(self, rate: int = 16000, *, seconds: float = 6.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._n = int(rate * seconds)
+        self._ring = np.zeros(self._n, dtype=np.int16)
+        self._stamp = np.full(self._n, -1, dtype=np.int64)
+        self._origin = clock()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = -1.0  # where the next contiguous block goes (sample index)
+        self._next_in = 0.0  # when the next contiguous input block is heard
+        self._resampler: object | None = None
+        self._resampler_rate = 0
+        self._last_sound = -1.0e9
+
+    def _index(self, t: float) -> int:
+        return round((t - self._origin) * self.rate)
+
+    def played(self, samples: Float32Array, rate: int, heard_at: float) -> None:
+        """``samples`` (float, at ``rate``) reach the listener's ear at ``heard_at``."""
+        import soxr
+
+        if len(samples) == 0:
+            return
+        with self._lock:
+            contiguous = self._next >= 0 and abs(heard_at - self._next_in) <= 0.05
+            if not contiguous or rate != self._resampler_rate:
+                same = rate == self.rate
+                self._resampler = None if same else soxr.ResampleStream(rate, self.rate, 1, dtype="float32")
+                self._resampler_rate = rate
+                self._next = float(self._index(heard_at))
+                self._next_in = heard_at
+            else:  # the speaker's clock is not the monotonic clock: follow it within a few seconds
+                drift = heard_at - self._next_in
+                self._next_in += 0.01 * drift
+                self._next += 0.01 * drift * self.rate
+            self._next_in += len(samples) / rate
+            x = np.asarray(samples, dtype=np.float32)
+            if self._resampler is not None:  # its output lags a little: placed from the stream's start
+                x = self._resampler.resample_chunk(x)  # type: ignore[attr-defined]
+            pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+            idx = round(self._next) + np.arange(len(pcm), dtype=np.int64)
+            self._ring[idx % self._n] = pcm
+            self._stamp[idx % self._n] = idx
+            self._next += len(pcm)
+            if np.any(pcm):
+                self._last_sound = heard_at + len(samples) / rate
+
+    def read(self, start: float, n: int) -> Int16Array:
+        """``n`` samples of what was heard from ``start`` on (silence where nothing played)."""
+        with self._lock:
+            idx = self._index(start) + np.arange(n, dtype=np.int64)
+            slots = idx % self._n
+            valid = self._stamp[slots] == idx
+            return np.where(valid, self._ring[slots], 0).astype(np.int16)
+
+    def sounding(self, at: float, tail_s: float = 0.3) -> bool:
+        """True if the speaker was heard within ``tail_s`` before ``at`` (echo may still ring)."""
+        return at <= self._last_sound + tail_s
+
+
+class EchoPath:
+    """The microphone side: each captured block, with the speaker's echo taken out.
+
+    After the adaptive filter, a block gate (the "non-linear processor" of echo
+    cancellers) silences blocks that are only echo, since a voice detector still hears
+    speech in echo 30 dB down. While the speaker plays, a block passes only if the
+    filter took out less than ``gate_db`` of it and what is left is louder than
+    ``floor_dbfs`` (someone else is talking), and only once the filter has learnt the
+    room (``trained_db`` of echo removed): until then the robot is half-duplex.
+    """
+
+    def __init__(
+        self,
+        canceller: SpeexEchoCanceller,
+        reference: EchoReference,
+        *,
+        lead_ms: float = 60.0,
+        gate_db: float = 10.0,
+        trained_db: float = 12.0,
+        tail_s: float = 0.3,
+        floor_dbfs: float = -40.0,
+    ) -> None:
+        self.canceller = canceller
+        self.reference = reference
+        self.lead_s = lead_ms / 1000.0
+        self.gate = 10.0 ** (gate_db / 10.0)
+        self.trained_ratio = 10.0 ** (trained_db / 10.0)
+        self.tail_s = tail_s
+        self.floor = 32768.0**2 * 10.0 ** (floor_dbfs / 10.0)  # per-sample energy of a block at that level
+        self.trained = False
+        self._in = self._out = 0.0  # smoothed energies of far-end blocks
+        self._far_blocks = 0
+        self.gated_blocks = 0
+        self.delay = DelayEstimator(reference.rate)
+        self.shift_s = 0.0
+        """How far back the reference is read: the measured echo delay less ``lead_ms``. It moves
+        only when the echo drifts out of the filter, so the filter need not learn the room again."""
+        self.delay_known = False
+        self.filter_s = canceller.tail_s
+
+    def _track_delay(self, samples: Int16Array, captured_at: float) -> None:
+        self.delay.add(captured_at, samples)
+        if not self.delay.due():
+            return
+        start, n = self.delay.span()
+        delay = self.delay.estimate(self.reference.read(start, n))
+        if delay is None:
+            return
+        inside = delay - self.shift_s  # where the echo now sits in the filter
+        if not self.delay_known or not min(self.lead_s / 3, 0.01) <= inside <= self.filter_s - 0.05:
+            self.delay_known = True
+            lead = min(self.lead_s, delay) if delay > 0.01 else 0.01  # the reference must not be late
+            self.shift_s = delay - lead
+            self.canceller.reset()  # the filter learnt the old alignment
+            self.trained = False
+            self._far_blocks = 0
+
+    def clean(self, samples: Int16Array, captured_at: float | None) -> Int16Array:
+        if captured_at is None:
+            return samples
+        if self.reference.sounding(captured_at + 0.5, 2.0):
+            self._track_delay(samples, captured_at)
+        heard_at = captured_at - self.shift_s
+        ref = self.reference.read(heard_at, len(samples))
+        out = self.canceller.process(samples, ref)
+        if not self.delay_known:  # until the delay is known, any sound nearby may be echo
+            echo_possible = self.reference.sounding(captured_at + 0.6, 2.0)
+        else:
+            echo_possible = self.reference.sounding(heard_at, self.tail_s)
+        if not echo_possible:
+            return out
+        e_in = float(np.dot(samples.astype(np.float64), samples)) + 1.0
+        e_out = float(np.dot(out.astype(np.float64), out)) + 1.0
+        self._in += 0.05 * (e_in - self._in)
+        self._out += 0.05 * (e_out - self._out)
+        self._far_blocks += 1
+        if not self.trained and self._far_blocks > 40 and self._in > self.trained_ratio * self._out:
+            self.trained = True
+            _log.info("echo canceller has learnt the room (%.0f dB removed)", 10 * np.log10(self._in / self._out))
+        if self.trained and e_in < self.gate * e_out and e_out > self.floor * len(out):
+            return out  # more than echo: the user is speaking
+        self.gated_blocks += 1
+        return np.zeros_like(out)
+
+    @property
+    def stats(self) -> EchoStats:
+        return self.canceller.stats

@@ -1,0 +1,224 @@
+"""``companion bench --barge-in``: talking over the robot, on the real audio path.
+
+A private PulseAudio server gives the daemon a microphone and a speaker; a
+:class:`~companion.bench.room.Room` feeds the speaker back into the microphone
+(echo at ``gain_db``, ~40 ms, some reverberation) and mixes in people who interrupt.
+The daemon is a real ``companion run`` on the default devices. Measured:
+
+- false barge-ins: the robot says ``replies`` lines with nobody talking; any
+  interruption is its own echo fooling it;
+- reaction: a recorded person interrupts a long reply; from the onset of their
+  voice to the robot's voice falling silent, on the room's timeline;
+- whether the interruption was heard right (word error rate of the next turn);
+- ERLE and the echo canceller's CPU cost, from the daemon's ``/status``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from companion.bench.pulse import PulseServer
+from companion.bench.room import RATE, Room
+from companion.bench.words import wer
+
+CLIPS_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "bargein"
+
+PERSONA = """\
+name: Robot
+system_prompt: You are Robot, a cheerful little robot. Always answer in one short sentence.
+greeting: Hello there, I am awake now and ready to talk with you about anything you like.
+fallback: Sorry, I missed that.
+"""
+LINES = [
+    "The stars are very far away, and they shine all night.",
+    "I like to watch the rain fall on the window.",
+    "My wheels are small, but they can take me anywhere.",
+    "Music makes my circuits feel warm and happy.",
+    "Today I learned a new word, and it was wonderful.",
+]
+LONG = (
+    "Let me tell you a long story about the sea. A small boat sailed out one morning, and the wind was calm. "
+    "The sailor sang a song about the fish, the birds and the clouds above the water."
+)
+
+
+@dataclass
+class BargeInRun:
+    gain_db: float
+    replies: int = 0
+    false_barge_ins: int = 0
+    reactions_ms: list[float] = field(default_factory=list)
+    wers: list[float] = field(default_factory=list)
+    heard: list[str] = field(default_factory=list)
+    missed: int = 0
+    """Interruptions the robot did not react to."""
+    echo: dict[str, object] = field(default_factory=dict)
+    """The daemon's echo status after the echo-only part (ERLE, CPU cost per 10 ms frame)."""
+
+    def summary(self) -> dict[str, object]:
+        r = sorted(self.reactions_ms)
+        return {
+            **asdict(self),
+            "reaction_median_ms": round(statistics.median(r), 1) if r else None,
+            "reaction_p95_ms": round(r[min(len(r) - 1, int(0.95 * len(r)))], 1) if r else None,
+            "wer_mean": round(statistics.fmean(self.wers), 3) if self.wers else None,
+        }
+
+
+class _Daemon:
+    """A ``companion run`` subprocess with its log lines collected."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, name="bench-daemon-log", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip())
+
+    def count(self, marker: str) -> int:
+        return sum(marker in line for line in list(self.lines))
+
+    def wait_for(self, marker: str, n: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.count(marker) < n:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def last(self, marker: str) -> str:
+        found = [line.split(marker, 1)[1] for line in list(self.lines) if marker in line]
+        return found[-1] if found else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self) -> str:
+        return "\n".join([line for line in self.lines if "underrun" not in line][-30:])
+
+
+def load_clips(clips_dir: Path = CLIPS_DIR) -> list[tuple[np.ndarray, str, float]]:
+    """The interruption recordings: (samples, text, onset seconds)."""
+    import soundfile as sf
+
+    manifest = json.loads((clips_dir / "manifest.json").read_text(encoding="utf-8"))
+    out = []
+    for clip in manifest["clips"]:
+        audio, rate = sf.read(clips_dir / clip["file"], dtype="float32")
+        if rate != RATE:
+            raise ValueError(f"{clip['file']}: expected {RATE} Hz, got {rate}")
+        out.append((audio, clip["text"], float(clip["onset_s"])))
+    return out
+
+
+def write_config(root: Path) -> tuple[Path, Path]:
+    (root / "personas").mkdir(parents=True, exist_ok=True)
+    (root / "personas" / "tester.yaml").write_text(PERSONA, encoding="utf-8")
+    sock = root / "control.sock"
+    config = root / "config.yaml"
+    config.write_text(
+        f"persona: tester\npersonas_dir: {root / 'personas'}\nstate_dir: {root / 'state'}\nlog_level: info\n"
+        "llm:\n  max_sentences: 1\n  max_reply_tokens: 32\n"
+        "audio:\n  echo_cancel: speex\n"
+        f"control:\n  socket: {sock}\n",
+        encoding="utf-8",
+    )
+    return config, sock
+
+
+def run_barge_in(
+    root: Path,
+    *,
+    gain_db: float,
+    replies: int = 20,
+    interruptions: int = 5,
+    log: Callable[[str], None] = print,
+) -> BargeInRun:
+    """One session of the daemon in a room with echo at ``gain_db``."""
+    from companion.control.client import ControlClient
+    from companion.control.settings import ControlSettings
+
+    root.mkdir(parents=True, exist_ok=True)
+    config, sock = write_config(root)
+    clips = load_clips()
+    result = BargeInRun(gain_db)
+    with PulseServer(root / "pulse", sinks=("mic", "speaker")) as pulse, Room(pulse, gain_db=gain_db) as room:
+        daemon = _Daemon([sys.executable, "-m", "companion", "run", "--config", str(config)], dict(pulse.env))
+        try:
+            if not daemon.wait_for(": said: ", 1, 180):  # the greeting: the echo canceller learns the room
+                raise RuntimeError(f"the daemon did not start and greet:\n{daemon.tail()}")
+            client = ControlClient(ControlSettings(socket=sock), read_timeout=30)
+            said = 1
+            for i in range(replies):
+                client.play(LINES[i % len(LINES)])
+                said += 1
+                if not daemon.wait_for(": said: ", said, 30):
+                    raise RuntimeError(f"reply {i + 1} was never finished:\n{daemon.tail()}")
+            result.replies = replies + 1
+            result.false_barge_ins = daemon.count("barge-in:")
+            result.echo = dict(client.status().get("echo", {}))
+            log(f"  echo {gain_db:+.0f} dB: {result.replies} replies, {result.false_barge_ins} false barge-ins")
+            for n in range(interruptions):
+                audio, text, onset_s = clips[n % len(clips)]
+                before = daemon.count("barge-in:")
+                heard_before = daemon.count(": heard: ")
+                client.play(LONG)
+                deadline = time.monotonic() + 20
+                while room.speaking_since() < 1.2 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                onset = room.say(audio) + int(onset_s * RATE)
+                if not daemon.wait_for("barge-in:", before + 1, 5):
+                    result.missed += 1
+                    log(f"  interruption {n + 1}: not noticed")
+                else:
+                    time.sleep(0.6)
+                    stop = room.silent_after(onset)
+                    if stop is not None:
+                        result.reactions_ms.append((stop - onset) * 1000.0 / RATE)
+                if daemon.wait_for(": heard: ", heard_before + 1, 20):
+                    heard = daemon.last(": heard: ")
+                    result.heard.append(heard)
+                    result.wers.append(wer(text, heard))
+                said = daemon.count(": said: ")
+                daemon.wait_for(": said: ", said + 1, 30)  # its answer to the interruption
+                time.sleep(0.5)
+                reaction = f"{result.reactions_ms[-1]:.0f} ms" if result.reactions_ms else "-"
+                log(f"  interruption {n + 1}: reaction {reaction}, heard {result.heard[-1:]!r}")
+        finally:
+            daemon.stop()
+            (root / "daemon.log").write_text("\n".join(daemon.lines) + "\n", encoding="utf-8")
+    return result
+
+
+def report(runs: list[BargeInRun]) -> list[str]:
+    lines = ["barge-in (echo path: ~40 ms + pipes, reverberation RT60 0.25 s; times are upper bounds)"]
+    for run in runs:
+        s = run.summary()
+        echo = run.echo
+        lines.append(
+            f"  echo {run.gain_db:+.0f} dB: reaction median {s['reaction_median_ms']} ms, "
+            f"p95 {s['reaction_p95_ms']} ms "
+            f"over {len(run.reactions_ms)} (missed {run.missed}); WER {s['wer_mean']}; "
+            f"false barge-ins {run.false_barge_ins}/{run.replies} replies; "
+            f"ERLE {echo.get('erle_db')} dB; AEC {echo.get('cost_ms_per_10ms_frame')} ms per 10 ms frame"
+        )
+    return lines

@@ -1,0 +1,336 @@
+"""The voice loop: hear a turn, understand it, answer in character, speak.
+
+Four named workers, each owned by :class:`VoiceLoop` and ended by :meth:`stop`:
+
+- ``companion-listen``: audio source -> echo cancellation -> turn detector -> think queue
+- ``companion-think``:  STT -> wake check -> LLM stream -> sentences -> style -> speak queue
+- ``companion-voice``:  TTS, sentence by sentence -> play queue
+- ``companion-play``:   audio -> speaker; timings; turn finished
+
+Shared state lives in one :class:`LoopState`. The first sentence is synthesised and
+played while the LLM is still writing the rest. A stage that fails is logged; the
+persona's fallback line is said instead and the loop goes on. With barge-in, the user
+speaking over a reply cancels it in every stage and becomes the next turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from companion.audio.echo import EchoPath
+from companion.config import ListenSettings
+from companion.loop.drafts import Drafts
+from companion.loop.jobs import AudioJob, InputEnded, PersonaJob, ReplyEnd, SayJob, SpeakJob, ThinkJob
+from companion.loop.listen import ListenWorker
+from companion.loop.play import PlayWorker
+from companion.loop.speak import SpeakWorker
+from companion.loop.state import Heartbeats, LoopState
+from companion.loop.think import ThinkWorker
+from companion.loop.wake import strip_wake_phrase
+from companion.messages import State, TurnRecord, Utterance
+from companion.persona import Persona
+from companion.script import Script, prepare
+from companion.stages import AudioSink, AudioSource, Chat, Clock, EventBus, SpeechToText, Synthesizer
+from companion.turnend import EndOfTurn
+from companion.vad import TurnDetector
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    max_sentences: int = 3
+    """Stop the reply after this many sentences."""
+    stage_timeout_s: float = 20.0
+    """A stage busy longer than this is considered hung."""
+    speculative_stt: bool = True
+    """Transcribe a turn while the detector waits out the end-of-turn silence."""
+    speculative_prefill: bool = False
+    """Let the LLM read the speculative transcript before the end of the turn is confirmed.
+    Off: it cut the first token from ~90 to ~5 ms, but over a 25-turn bench later turns got
+    slower (median 1253 vs 971 ms), so it stays an experiment until that is understood."""
+    reconnect_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
+    """Waits between attempts to reopen a lost microphone (the last one repeats)."""
+    barge_in: bool = False
+    """Keep listening while speaking; the user's voice interrupts the reply."""
+    fade_ms: float = 30.0
+    """How fast an interrupted reply fades out."""
+    greet: bool = False
+    """Say the persona's greeting when the loop starts."""
+
+
+class VoiceLoop:
+    """The running conversation. Stages and devices are passed in."""
+
+    def __init__(
+        self,
+        *,
+        source: AudioSource,
+        sink: AudioSink,
+        detector: TurnDetector,
+        stt: SpeechToText,
+        chat: Chat,
+        tts: Synthesizer,
+        persona: Persona,
+        listen: ListenSettings,
+        options: LoopOptions | None = None,
+        bus: EventBus | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], bool] | None = None,
+        echo: EchoPath | None = None,
+        end_of_turn: EndOfTurn | None = None,
+    ) -> None:
+        self.source, self.sink, self.detector = source, sink, detector
+        self.stt, self.chat = stt, chat
+        self.listen = listen
+        self.options = options or LoopOptions()
+        self.bus = bus or EventBus()
+        self.clock = clock
+        self.echo = echo
+        self.end_of_turn = end_of_turn
+        """Decides from a draft transcript how much silence ends the turn (a hinted detector)."""
+        self._stop = threading.Event()
+        self._cut = threading.Event()
+        self._sleep = sleep or self._stop.wait  # interruptible by stop()
+        self.turns_done = 0
+        self.error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+        self._turns: queue.Queue[ThinkJob] = queue.Queue()
+        self._speech: queue.Queue[SpeakJob | ReplyEnd | InputEnded] = queue.Queue()
+        self._audio: queue.Queue[AudioJob | ReplyEnd | InputEnded] = queue.Queue()
+        self.beats = Heartbeats(clock)
+        self.drafts = Drafts(lambda: self.stt)
+        self._think = ThinkWorker(
+            chat=chat,
+            tts=tts,
+            persona=persona,
+            state=LoopState(self.bus, clock, lambda: self._think.persona.name),
+            beats=self.beats,
+            drafts=self.drafts,
+            bus=self.bus,
+            clock=clock,
+            inbox=self._turns,
+            speech=self._speech,
+            listen=listen,
+            max_sentences=self.options.max_sentences,
+            stage_timeout_s=self.options.stage_timeout_s,
+            cancelled=self._cut.is_set,
+        )
+        self.state_ = self._think.state
+        self._listen = self._make_listen()
+
+    def _make_listen(self) -> ListenWorker:
+        return ListenWorker(
+            source=self.source,
+            detector=self.detector,
+            state=self.state_,
+            beats=self.beats,
+            drafts=self.drafts,
+            turns=self._turns,
+            listen=self.listen,
+            barge_in=self.options.barge_in and self.source.live,
+            echo=self.echo,
+            on_barge_in=self.interrupt,
+            on_draft=self._draft_heard,
+            speculative_stt=self.options.speculative_stt,
+            reconnect_backoff_s=self.options.reconnect_backoff_s,
+            sleep=lambda s: self._sleep(s),
+            stop=self._stop,
+        )
+
+    # ---- what others read -----------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.state_.state
+
+    @property
+    def persona(self) -> Persona:
+        return self._think.persona
+
+    @property
+    def tts(self) -> Synthesizer:
+        return self._think.tts
+
+    @property
+    def heartbeat(self) -> dict[str, float]:
+        return self.beats.last
+
+    @property
+    def busy_since(self) -> dict[str, float | None]:
+        return self.beats.busy_since
+
+    def hung_stages(self, now: float | None = None) -> list[str]:
+        """Workers that have made no progress on their work for longer than the stage timeout."""
+        return self.beats.hung(self.options.stage_timeout_s, now)
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    # ---- control ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._listen.source = self.source  # tests may swap the source before starting
+        self._listen.barge_in = self.options.barge_in and self.source.live
+        if self.options.greet and self.persona.greeting:
+            self.say(self.persona.greeting)
+        play = PlayWorker(
+            inbox=self._audio,
+            sink=self.sink,
+            state=self.state_,
+            beats=self.beats,
+            bus=self.bus,
+            clock=self.clock,
+            echo_tail_s=self.listen.echo_tail_ms / 1000.0,
+            cancelled=self._cut.is_set,
+            idle_state=self._idle_state,
+            on_finished=self._count_turn,
+        )
+        speak = SpeakWorker(
+            inbox=self._speech, audio=self._audio, beats=self.beats, clock=self.clock, cancelled=self._cut.is_set
+        )
+        for name, target in (
+            ("companion-play", play.run),
+            ("companion-voice", speak.run),
+            ("companion-think", self._think.run),
+            ("companion-listen", self._listen.run),
+        ):
+            t = threading.Thread(target=self._guard(name, target), name=name, daemon=True)
+            self._threads.append(t)
+            self.beats.add(name)
+            t.start()
+
+    def run(self) -> None:
+        """Run until the source ends (a recording) or :meth:`stop` is called."""
+        self.start()
+        self.wait()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the loop to finish; True if it did."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            t.join(remaining)
+        return not self.running
+
+    def stop(self, *, cut: bool = True) -> None:
+        """Stop: input first, output last. ``cut`` drops replies not yet spoken and fades the voice out."""
+        self._stop.set()
+        self.state_.stopping.set()
+        if cut:
+            self._cut.set()
+            self._fade()
+        self.source.close()
+        self._turns.put(InputEnded())
+        self.state_.wake_waiters()
+
+    def wait_idle(self) -> None:
+        """Block until no turn is being answered (used to pace a recording in --fast mode)."""
+        self.state_.wait_idle()
+
+    def interrupt(self) -> bool:
+        """Barge-in: stop the reply being spoken now; True if there was one."""
+        reply = self.state_.interrupt()
+        if reply is None:
+            return False
+        self._fade()
+        self.state_.set(State.LISTENING)
+        return True
+
+    def _fade(self) -> None:
+        fade = getattr(self.sink, "fade_out", None)
+        if fade is not None:
+            fade(self.options.fade_ms / 1000.0)
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute button: stop (or resume) listening."""
+        self._listen.set_muted(muted)
+
+    @property
+    def muted(self) -> bool:
+        return self._listen.muted
+
+    def enable_push_to_talk(self) -> None:
+        """From now on only audio heard while the talk button is held counts."""
+        if self._listen.ptt is None:
+            self._listen.ptt = False
+
+    def set_talk_button(self, held: bool) -> None:
+        self._listen.set_talk_button(held)
+
+    def set_persona(self, persona: Persona, tts: Synthesizer | None = None, *, keep_memory: bool = False) -> None:
+        """Swap the persona (and its voice) before the next turn."""
+        self._turns.put(PersonaJob(persona, tts, keep_memory))
+
+    def say(self, text: str | Script, *, raw: bool = False, speed: float | None = None) -> TurnRecord:
+        """Speak ``text`` in character as a reply of its own (greetings, the control API).
+
+        ``raw`` skips the persona's style transform; ``speed`` overrides the voice's rate.
+        Queued behind the turn being answered; returns the turn's record, filled in as
+        the reply is spoken.
+        """
+        script = text if isinstance(text, Script) else prepare(self.persona, text, raw=raw)
+        record = TurnRecord(turn=self.state_.next_turn(), persona=self.persona.name)
+        record.reply, record.spoken = script.text, script.spoken_text
+        self.state_.turn_started()
+        self._turns.put(SayJob(script, record, speed))
+        return record
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def _idle_state(self) -> State:
+        return State.LISTENING if self.detector.in_speech else State.IDLE
+
+    def _count_turn(self) -> None:
+        self.turns_done += 1
+
+    def _draft_heard(self, draft: Utterance, future: Future[str]) -> None:
+        """A draft's transcript is in (on the STT thread): how long to wait, then maybe prefill."""
+        if future.cancelled():
+            return
+        text = "" if future.exception() is not None else future.result()
+        if self.end_of_turn is not None and self.detector.hinted:
+            try:
+                hold = self.end_of_turn.hold_ms(text) if text.strip() else self.detector.settings.end_silence_ms
+            except Exception:
+                _log.exception("end-of-turn decision failed; waiting out the usual silence")
+                hold = self.detector.settings.end_silence_ms
+            self.detector.set_hold(draft, hold)
+        if self.options.speculative_prefill and text:
+            self._prefill_draft(text)
+
+    def _prefill_draft(self, text: str) -> None:
+        """The speculative transcript is in: have the LLM read it before the turn is confirmed."""
+        if not self._turns.empty():
+            return
+        if self.listen.mode == "wake":
+            text = strip_wake_phrase(text, self._think.wake_phrases()) or ""
+        if text.strip():
+            try:
+                self.chat.prefill(text, wait=False)
+            except Exception:
+                _log.debug("speculative prefill failed", exc_info=True)
+
+    def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # a bug in the loop itself: log it, end cleanly
+                _log.exception("%s failed", name)
+                self.error = exc
+                self.state_.set(State.ERROR)
+                self.stop()
+                self._speech.put(InputEnded())
+                self._audio.put(InputEnded())
+            finally:
+                if name == "companion-play":
+                    self.drafts.close()
+
+        return run

@@ -1,0 +1,174 @@
+"""The listen worker: microphone -> echo cancellation -> turn detector -> think queue.
+
+While the robot speaks it either hears nothing (half-duplex) or, with barge-in,
+keeps listening to the echo-cancelled microphone: voiced audio lasting
+``barge_in_ms`` interrupts the reply, and the interruption (with its pre-roll)
+becomes the next turn.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+
+from companion.audio.echo import EchoPath
+from companion.config import ListenSettings
+from companion.errors import NoAudioDeviceError
+from companion.loop.drafts import Drafts
+from companion.loop.jobs import InputEnded, ThinkJob
+from companion.loop.state import Heartbeats, LoopState
+from companion.messages import AudioChunk, State, Utterance
+from companion.stages import AudioSource, DeviceLost
+from companion.vad import TurnDetector
+
+_log = logging.getLogger(__name__)
+NAME = "companion-listen"
+
+
+class ListenWorker:
+    def __init__(
+        self,
+        *,
+        source: AudioSource,
+        detector: TurnDetector,
+        state: LoopState,
+        beats: Heartbeats,
+        drafts: Drafts,
+        turns: queue.Queue[ThinkJob],
+        listen: ListenSettings,
+        barge_in: bool,
+        echo: EchoPath | None,
+        on_barge_in: Callable[[], object],
+        on_draft: Callable[[Utterance, Future[str]], None] | None,
+        speculative_stt: bool,
+        reconnect_backoff_s: tuple[float, ...],
+        sleep: Callable[[float], bool],
+        stop: threading.Event,
+    ) -> None:
+        self.source, self.detector = source, detector
+        self.state, self.beats, self.drafts, self.turns = state, beats, drafts, turns
+        self.listen = listen
+        self.barge_in = barge_in
+        self.echo = echo
+        self.on_barge_in = on_barge_in
+        self.on_draft = on_draft
+        self.speculative_stt = speculative_stt
+        self.backoff = reconnect_backoff_s
+        self.sleep = sleep
+        self.stop = stop
+        self.muted = False
+        self.ptt: bool | None = None  # None: no push-to-talk button
+        self._release = False  # the talk button was just let go: end the turn now
+        self._interrupted_turn = 0  # the reply turn already interrupted (once per reply)
+        self._voiced: collections.deque[tuple[float, float]] = collections.deque()  # (time, voiced ms so far)
+
+    # ---- buttons (called from other threads) ------------------------------------------
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        _log.info("microphone %s", "muted" if muted else "listening")
+
+    def set_talk_button(self, held: bool) -> None:
+        self.ptt = held
+        if not held:
+            self._release = True
+
+    # ---- the worker -------------------------------------------------------------------
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                self._listen()
+                break
+            except (DeviceLost, NoAudioDeviceError) as exc:
+                if self.stop.is_set():
+                    break
+                wait = self.backoff[min(failures, len(self.backoff) - 1)]
+                failures += 1
+                _log.warning("microphone lost (%s); trying again in %.1f s", exc, wait)
+                self.detector.reset()
+                self.state.set(State.ERROR)
+                self.beats.beat(NAME)
+                if self.sleep(wait):
+                    break
+        if not self.stop.is_set():
+            self._queue(self.detector.flush())
+        self.turns.put(InputEnded())
+
+    def _queue(self, utterances: list[Utterance]) -> None:
+        for utt in utterances:
+            _log.debug("turn heard: %.2f-%.2f s%s", utt.start_s, utt.end_s, " (cut)" if utt.cut else "")
+            self.state.turn_started()
+            self.turns.put(utt)
+
+    def _deaf(self) -> bool:
+        """Half-duplex: the robot's own voice must not become a turn."""
+        if not self.source.live or self.barge_in or not self.listen.ignore_while_speaking:
+            return False
+        return self.state.in_echo_window()
+
+    def _listen(self) -> None:
+        was_in_speech = False
+        recovered = self.state.state == State.ERROR
+        for chunk in self.source.chunks():
+            if recovered:
+                recovered = False
+                _log.info("microphone back; listening again")
+                self.state.set(State.IDLE)
+            self.beats.beat(NAME)
+            if self.stop.is_set():
+                break
+            if self.echo is not None:
+                chunk = replace(chunk, samples=self.echo.clean(chunk.samples, chunk.captured_at))
+            if self.muted or self._deaf() or self.ptt is False:
+                if self._release:
+                    self._release = False
+                    self._queue(self.detector.flush())
+                elif self.detector.in_speech:
+                    self.detector.reset()
+                continue
+            self._hear(chunk)
+            if self.detector.in_speech != was_in_speech:
+                was_in_speech = self.detector.in_speech
+                if self.state.state in (State.IDLE, State.LISTENING):
+                    self.state.set(State.LISTENING if was_in_speech else State.IDLE)
+
+    def _recent_voiced_ms(self, now_s: float) -> float:
+        """Voiced audio in the last ``barge_in_ms * 1.5``: a voice, not scattered echo or knocks."""
+        voiced = self.detector.voiced_ms
+        window = self._voiced
+        if not self.detector.in_speech or (window and voiced < window[-1][1]):
+            window.clear()
+        window.append((now_s, voiced))
+        horizon = now_s - 1.5 * self.listen.barge_in_ms / 1000.0
+        while len(window) > 1 and window[1][0] <= horizon:
+            window.popleft()
+        return voiced - window[0][1] if window[0][0] <= horizon else voiced
+
+    def _hear(self, chunk: AudioChunk) -> None:
+        heard = self.detector.feed(chunk)
+        draft = self.detector.take_draft()
+        if draft is not None and self.speculative_stt:
+            on_draft = self.on_draft
+            self.drafts.start(draft, None if on_draft is None else functools.partial(on_draft, draft))
+        if self.barge_in and self.state.speaking:
+            reply = self.state.reply
+            if (
+                reply is not None
+                and reply.turn != self._interrupted_turn
+                and self._recent_voiced_ms(chunk.end_s) >= self.listen.barge_in_ms
+            ):
+                self._interrupted_turn = reply.turn
+                _log.info("barge-in: the user spoke over reply %d", reply.turn)
+                self.on_barge_in()
+        if heard:
+            self._queue(heard)
+            if self.state.state in (State.IDLE, State.LISTENING):
+                self.state.set(State.THINKING)

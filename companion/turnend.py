@@ -1,0 +1,219 @@
+"""End of turn by meaning: how long to wait, from what the user has said so far.
+
+During a pause the loop transcribes a draft of the turn (tiny.en; punctuation may be
+missing or wrong: Whisper often ends an unfinished draft with a full stop). A policy
+reads that draft and says how much silence, in all, the pause needs before the turn is
+over: a complete question or statement ends after a short silence, an unfinished one
+("I want to tell you about my") waits longer. The turn detector clamps the answer to
+``vad.min_end_silence_ms``..``vad.max_end_silence_ms`` (see :meth:`TurnDetector.set_hold`).
+
+- :class:`SyntaxEnd`: rules on the draft's last words (conjunctions, prepositions,
+  determiners, auxiliaries, fillers) and its final punctuation; free.
+- :class:`LlmEnd`: the already-loaded chat LLM's probability that the user's message
+  ends here: its end-of-message token (ChatML's ``<|im_end|>``, as LiveKit's turn
+  detector reads from a fine-tuned SmolLM2) or a sentence-final "." "?" "!" next, after
+  the words without Whisper's punctuation; one short prefill per draft.
+- :class:`SyntaxThenLlm`: the rules where they are sure, the LLM for the rest.
+- :class:`FixedEnd`: always the same silence (the old behaviour, for comparison).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable
+from typing import Protocol
+
+from companion.config import VadSettings
+
+_log = logging.getLogger(__name__)
+
+
+class EndOfTurn(Protocol):
+    """A policy for how long a pause must last before the turn is over."""
+
+    name: str
+
+    def hold_ms(self, draft: str) -> int:
+        """Silence in all (ms after the end of speech) the pause needs, given the draft text."""
+        ...
+
+
+# Words after which an English sentence is almost never over.
+_CONJUNCTIONS = "and but or nor so because if when while whereas although though unless until since whether than"
+_PREPOSITIONS = (
+    "about of to for with in on at from by into onto over under after before between through "
+    "without around near across against along among behind beside towards toward upon via during"
+)
+_DETERMINERS = "the a an my your his her its our their these those some every each another such"
+_LEADS = "where who whom whose which let also just um uh er erm hmm uhm mm ah"
+_SUBJECTS = "i we they he she"
+UNFINISHED_WORDS = frozenset(" ".join((_CONJUNCTIONS, _PREPOSITIONS, _DETERMINERS, _LEADS, _SUBJECTS)).split())
+"""A draft ending in one of these (or a filler) is taken as unfinished."""
+
+AUXILIARIES = frozenset(
+    "is are was were am be been being does did have has had "
+    "i'm you're we're they're he's she's it's that's there's i've you've we've i'd i'll you'll we'll "
+    "don't doesn't didn't isn't aren't wasn't".split()
+)
+"""Unfinished at the end ("I want to know what is"), unless a pronoun comes just before
+("what time it is")."""
+
+MODALS = frozenset("can could will would should shall may might must can't won't cannot".split())
+"""Unfinished at the end even after a pronoun: "we could" leads on far more often than
+"yes I can" ends a turn."""
+
+_PRONOUNS = frozenset("i you we they he she it this that there".split())
+
+UNFINISHED_ENDINGS = frozenset(
+    ("i want", "i think", "i mean", "you know", "going to", "want to", "kind of", "sort of", "i was", "and then")
+)
+"""Two-word endings that usually lead on."""
+
+_WORD = re.compile(r"[a-z']+")
+
+
+def _last_words(text: str, n: int) -> list[str]:
+    return _WORD.findall(text.lower().replace("\u2019", "'"))[-n:]
+
+
+class FixedEnd:
+    """The same silence whatever was said."""
+
+    def __init__(self, hold: int) -> None:
+        self.hold = hold
+        self.name = f"fixed {hold} ms"
+
+    def hold_ms(self, draft: str) -> int:
+        return self.hold
+
+
+class SyntaxEnd:
+    """Rules on the draft's last words and final punctuation."""
+
+    name = "syntax"
+
+    def __init__(self, short_ms: int, long_ms: int, *, unsure_ms: int | None = None) -> None:
+        self.short_ms = short_ms
+        self.long_ms = long_ms
+        self.unsure_ms = (short_ms + long_ms) // 2 if unsure_ms is None else unsure_ms
+
+    def verdict(self, draft: str) -> str:
+        """'unfinished', 'complete' or 'unsure'."""
+        text = draft.strip()
+        words = _last_words(text, 2)
+        if not words:
+            return "unsure"
+        if text.endswith(("...", "\u2026", ",", "-", ":", ";")):
+            return "unfinished"
+        last, before = words[-1], (words[0] if len(words) == 2 else "")
+        if " ".join(words) in UNFINISHED_ENDINGS or last in UNFINISHED_WORDS:
+            return "unfinished"
+        if last in MODALS or (last in AUXILIARIES and before not in _PRONOUNS):
+            return "unfinished"
+        if text.endswith(("?", "!", ".")):
+            return "complete"
+        return "unsure"
+
+    def hold_ms(self, draft: str) -> int:
+        verdict = self.verdict(draft)
+        return self.long_ms if verdict == "unfinished" else self.short_ms if verdict == "complete" else self.unsure_ms
+
+
+def normalise_for_llm(text: str) -> str:
+    """What the LLM is shown: the draft's words, without Whisper's final punctuation.
+
+    Whisper puts a full stop after unfinished drafts too; the model is asked whether the
+    words themselves end here (the end token or a full stop would come next).
+    """
+    return re.sub(r"[\s.,!?;:\u2026-]+$", "", text.strip())
+
+
+LIKELY = 10**-0.5
+"""P(the message is over) (of the words without final punctuation; see
+``LlamaChat.end_of_turn_probability``) at or above which the pause is short.
+SmolLM2-135M-Instruct gave finished drafts 10^0..10^-2 (mostly above 10^-0.7) and
+unfinished ones 10^-1.2..10^-5 on the pause fixtures, across three persona prompts;
+the end token alone spread finished drafts over 10^-1..10^-9."""
+UNLIKELY = 10**-2.0
+"""...at or below which it is long; in between the hold follows log(p)."""
+
+
+class LlmEnd:
+    """The chat LLM's probability that the user's message is over after the draft's words.
+
+    ``probability`` is e.g. :meth:`companion.llm.LlamaChat.end_of_turn_probability`.
+    At or above ``likely`` the pause is short; at or below ``unlikely`` it is long; in
+    between, the hold moves with log(p).
+    """
+
+    name = "llm"
+
+    def __init__(
+        self,
+        probability: Callable[[str], float],
+        short_ms: int,
+        long_ms: int,
+        *,
+        likely: float = LIKELY,
+        unlikely: float = UNLIKELY,
+    ) -> None:
+        if not 0 < unlikely < likely <= 1:
+            raise ValueError(f"end of turn: need 0 < unlikely ({unlikely}) < likely ({likely}) <= 1")
+        self.probability = probability
+        self.short_ms = short_ms
+        self.long_ms = long_ms
+        self.likely = likely
+        self.unlikely = unlikely
+
+    def hold_for(self, p: float) -> int:
+        if p >= self.likely:
+            return self.short_ms
+        if p <= self.unlikely:
+            return self.long_ms
+        x = (math.log(p) - math.log(self.unlikely)) / (math.log(self.likely) - math.log(self.unlikely))
+        return round(self.long_ms + x * (self.short_ms - self.long_ms))
+
+    def hold_ms(self, draft: str) -> int:
+        text = normalise_for_llm(draft)
+        if not text:
+            return (self.short_ms + self.long_ms) // 2
+        p = self.probability(text)
+        _log.debug("end of turn p=%.3f for %r", p, text)
+        return self.hold_for(p)
+
+
+class SyntaxThenLlm:
+    """The rules where they are sure the user is not done; the LLM decides the rest."""
+
+    name = "syntax+llm"
+
+    def __init__(self, syntax: SyntaxEnd, llm: LlmEnd) -> None:
+        self.syntax = syntax
+        self.llm = llm
+
+    def hold_ms(self, draft: str) -> int:
+        if self.syntax.verdict(draft) == "unfinished":
+            return self.syntax.long_ms
+        return self.llm.hold_ms(draft)
+
+
+def make_policy(settings: VadSettings, probability: Callable[[str], float] | None = None) -> EndOfTurn:
+    """The policy ``vad.end_of_turn`` names.
+
+    The LLM ones need ``probability`` (e.g. ``LlamaChat.end_of_turn_probability``);
+    without it (a chat server that cannot say) they fall back to the rules, with a warning.
+    """
+    short, long = settings.min_end_silence_ms, settings.max_end_silence_ms
+    kind = settings.end_of_turn
+    if kind == "silence":
+        return FixedEnd(settings.end_silence_ms)
+    syntax = SyntaxEnd(short, long)
+    if kind == "syntax":
+        return syntax
+    if probability is None:
+        _log.warning("vad.end_of_turn: %s needs the local LLM; using the syntax rules alone", kind)
+        return syntax
+    llm = LlmEnd(probability, short, long)
+    return llm if kind == "llm" else SyntaxThenLlm(syntax, llm)
