@@ -216,6 +216,11 @@ class Daemon:
                 self._reloader = threading.Thread(target=self._reload_loop, name="companion-reload", daemon=True)
                 self._reloader.start()
 
+    @property
+    def reloading(self) -> bool:
+        """A reload is running or wanted."""
+        return self._reloader is not None
+
     def _reload_loop(self) -> None:
         while True:
             with self._reload_lock:

@@ -52,3 +52,34 @@ def test_token_by_token_equals_whole_text():
 
 def test_clean_for_speech_strips_markup():
     assert clean_for_speech("## Title\n* `code`  and   _this_") == "Title code and this"
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("Take exit no. 5 now.", ["Take exit no. 5 now."]),
+        ("I said no. Then left.", ["I said no.", "Then left."]),
+        ("See vol. 2 please. Thanks.", ["See vol. 2 please.", "Thanks."]),
+        ("Really\n?!", ["Really ?!"]),
+    ],
+)
+def test_number_abbreviations_and_stray_marks(text, sentences):
+    assert split_sentences(text) == sentences
+
+
+def test_a_run_without_a_full_stop_is_cut_into_bounded_sentences_at_clauses():
+    text = ", ".join(["the robot walks to the window"] * 40)
+    out = split_sentences(text, max_chars=120)
+    assert all(len(s) <= 120 for s in out)
+    assert " ".join(out).replace(",", "").split() == text.replace(",", "").split()
+    assert all(not s.startswith(",") for s in out)
+
+
+def test_streaming_bounds_memory_for_endless_text():
+    s = SentenceSplitter(max_chars=100)
+    out: list[str] = []
+    for _ in range(2000):
+        out += s.feed("word ")
+        assert len(s._buffer) <= 2 * 100 + 5
+    out += s.flush()
+    assert sum(len(x.split()) for x in out) == 2000

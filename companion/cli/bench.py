@@ -76,6 +76,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--echo-db", type=float, action="append", metavar="DB", help="with --barge-in: echo level(s) (default -6 and 0)"
     )
+    p.add_argument(
+        "--turn-end",
+        action="store_true",
+        help="instead: each end-of-turn policy on the pause fixtures: how long it waited, how often it cut in",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -89,6 +94,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_soak(args)
     if args.barge_in:
         return cmd_barge_in(args)
+    if args.turn_end:
+        from companion.bench.turnend import main as turn_end
+
+        dirs = (
+            [str(args.fixtures / "pauses"), str(args.fixtures)]
+            if args.fixtures == DEFAULT_FIXTURES
+            else [str(args.fixtures)]
+        )
+        return turn_end(dirs)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401

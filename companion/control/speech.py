@@ -84,6 +84,8 @@ def render(
     if not script.written:
         raise ApiError(400, "nothing to say: the text has no words")
     audio = synthesize_all(synth, script.spoken, speed)
+    if audio.size == 0:
+        raise ApiError(400, "nothing to say: the voice has no sounds for this text (another script?)")
     return Synthesized(wav_bytes(audio, synth.sample_rate), script.spoken_text, persona.name, script.changed)
 
 
