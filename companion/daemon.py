@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class DaemonStatus:
     started_at: float

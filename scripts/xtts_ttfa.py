@@ -57,9 +57,11 @@ def main() -> None:
             n += chunk.size
         totals.append(time.perf_counter() - t0)
         lengths.append(n / synth.sample_rate)
-    print(f"time to first audio (stream_chunk_size={args.chunk}, {args.threads} threads): "
-          f"median {statistics.median(firsts) * 1000:.0f} ms over {args.runs} runs "
-          f"(min {min(firsts) * 1000:.0f}, max {max(firsts) * 1000:.0f})")
+    print(
+        f"time to first audio (stream_chunk_size={args.chunk}, {args.threads} threads): "
+        f"median {statistics.median(firsts) * 1000:.0f} ms over {args.runs} runs "
+        f"(min {min(firsts) * 1000:.0f}, max {max(firsts) * 1000:.0f})"
+    )
     print(f"whole sentence: median {statistics.median(totals):.2f} s for {statistics.median(lengths):.2f} s of audio")
 
 
