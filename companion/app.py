@@ -17,7 +17,8 @@ from companion.stages import AudioSink, AudioSource, Chat, Clock, EventBus, Spee
 from companion.vad import TurnDetector
 
 if TYPE_CHECKING:
-    from companion.audio.echo import EchoPath, EchoReference
+    from companion.audio.echo import EchoReference
+    from companion.audio.echo_path import EchoPath
     from companion.loop import VoiceLoop
 
 T = TypeVar("T")
@@ -155,7 +156,8 @@ def open_echo_path(config: Config, reference: EchoReference | None) -> EchoPath 
     """Speex echo cancellation on the mic, fed what the speaker plays; None (logged) if it cannot run."""
     if config.audio.echo_cancel != "speex" or reference is None:
         return None
-    from companion.audio.echo import EchoPath, SpeexEchoCanceller
+    from companion.audio.echo import SpeexEchoCanceller
+    from companion.audio.echo_path import EchoPath
     from companion.errors import UserError
 
     try:

@@ -15,8 +15,9 @@ import pytest
 import soundfile as sf
 import soxr
 
-from companion.audio.echo import EchoPath, EchoReference, SpeexEchoCanceller, speexdsp
+from companion.audio.echo import EchoReference, SpeexEchoCanceller, speexdsp
 from companion.audio.echo_delay import DelayEstimator
+from companion.audio.echo_path import EchoPath
 from companion.bench.room import room_response
 from companion.bench.words import wer
 

@@ -21,13 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 
-from companion.audio.echo import EchoPath
+from companion.audio.echo_path import EchoPath
 from companion.config import ListenSettings
-from companion.loop.drafts import Drafts
+from companion.loop.drafts import Drafts, hold_for, prefill_quietly
 from companion.loop.jobs import AudioJob, InputEnded, PersonaJob, ReplyEnd, SayJob, SpeakJob, ThinkJob
 from companion.loop.listen import ListenWorker
+from companion.loop.options import LoopOptions
 from companion.loop.play import PlayWorker
 from companion.loop.speak import SpeakWorker
 from companion.loop.state import Heartbeats, LoopState
@@ -41,28 +41,6 @@ from companion.turnend import EndOfTurn
 from companion.vad import TurnDetector
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoopOptions:
-    max_sentences: int = 3
-    """Stop the reply after this many sentences."""
-    stage_timeout_s: float = 20.0
-    """A stage busy longer than this is considered hung."""
-    speculative_stt: bool = True
-    """Transcribe a turn while the detector waits out the end-of-turn silence."""
-    speculative_prefill: bool = False
-    """Let the LLM read the speculative transcript before the end of the turn is confirmed.
-    Off: it cut the first token from ~90 to ~5 ms, but over a 25-turn bench later turns got
-    slower (median 1253 vs 971 ms), so it stays an experiment until that is understood."""
-    reconnect_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
-    """Waits between attempts to reopen a lost microphone (the last one repeats)."""
-    barge_in: bool = False
-    """Keep listening while speaking; the user's voice interrupts the reply."""
-    fade_ms: float = 30.0
-    """How fast an interrupted reply fades out."""
-    greet: bool = False
-    """Say the persona's greeting when the loop starts."""
 
 
 class VoiceLoop:
@@ -297,26 +275,11 @@ class VoiceLoop:
             return
         text = "" if future.exception() is not None else future.result()
         if self.end_of_turn is not None and self.detector.hinted:
-            try:
-                hold = self.end_of_turn.hold_ms(text) if text.strip() else self.detector.settings.end_silence_ms
-            except Exception:
-                _log.exception("end-of-turn decision failed; waiting out the usual silence")
-                hold = self.detector.settings.end_silence_ms
-            self.detector.set_hold(draft, hold)
-        if self.options.speculative_prefill and text:
-            self._prefill_draft(text)
-
-    def _prefill_draft(self, text: str) -> None:
-        """The speculative transcript is in: have the LLM read it before the turn is confirmed."""
-        if not self._turns.empty():
-            return
-        if self.listen.mode == "wake":
-            text = strip_wake_phrase(text, self._think.wake_phrases()) or ""
-        if text.strip():
-            try:
-                self.chat.prefill(text, wait=False)
-            except Exception:
-                _log.debug("speculative prefill failed", exc_info=True)
+            self.detector.set_hold(draft, hold_for(self.end_of_turn, text, self.detector.settings.end_silence_ms))
+        if self.options.speculative_prefill and text and self._turns.empty():
+            if self.listen.mode == "wake":
+                text = strip_wake_phrase(text, self._think.wake_phrases()) or ""
+            prefill_quietly(self.chat, text)
 
     def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:

@@ -7,12 +7,16 @@ draft's transcript when the turn is confirmed to have ended where the draft did.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from companion.messages import Utterance
-from companion.stages import SpeechToText
+from companion.stages import Chat, SpeechToText
+from companion.turnend import EndOfTurn
+
+_log = logging.getLogger(__name__)
 
 
 class StageTimeout(Exception):
@@ -58,3 +62,24 @@ class Drafts:
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def hold_for(policy: EndOfTurn, draft_text: str, usual_ms: int) -> int:
+    """The silence that ends a turn whose draft reads ``draft_text``; ``usual_ms`` if it cannot say."""
+    if not draft_text.strip():
+        return usual_ms
+    try:
+        return policy.hold_ms(draft_text)
+    except Exception:
+        _log.exception("end-of-turn decision failed; waiting out the usual silence")
+        return usual_ms
+
+
+def prefill_quietly(chat: Chat, text: str) -> None:
+    """Let the LLM read the likely words ahead (best effort: a failure only costs the speed-up)."""
+    if not text.strip():
+        return
+    try:
+        chat.prefill(text, wait=False)
+    except Exception:
+        _log.debug("speculative prefill failed", exc_info=True)

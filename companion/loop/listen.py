@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
-from companion.audio.echo import EchoPath
+from companion.audio.echo_path import EchoPath
 from companion.config import ListenSettings
 from companion.errors import NoAudioDeviceError
 from companion.loop.drafts import Drafts
