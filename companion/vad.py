@@ -169,6 +169,27 @@ class TurnDetector:
         return self._in_speech
 
     @property
+    def turn_start_s(self) -> float | None:
+        """Source time of the turn being heard (its pre-roll included); None between turns."""
+        return self._start_s if self._in_speech else None
+
+    @property
+    def speech_end_s(self) -> float | None:
+        """Source time where the turn's speech so far ends (a draft's ``end_s``); None between turns."""
+        return self._last_voiced_end if self._in_speech else None
+
+    def turn_samples(self, skip: int = 0) -> Int16Array:
+        """The turn's audio so far, pre-roll included, after its first ``skip`` samples.
+
+        Every :class:`Utterance` and draft of the turn is a prefix of this audio, so a
+        caller streaming it to the STT can tell how much of a turn it has already sent.
+        """
+        frames = self._frames[skip // self.frame :] if self._in_speech else []
+        if not frames:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(frames)[skip % self.frame :]
+
+    @property
     def voiced_ms(self) -> float:
         """Voiced audio heard in the turn so far (0 between turns); barge-in waits for enough of it."""
         return self._voiced * self.settings.frame_ms if self._in_speech else 0.0

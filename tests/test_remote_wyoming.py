@@ -176,3 +176,145 @@ def test_config_builds_a_remote_stage_with_the_local_model_as_fallback(whisper):
         build_stt(Config(stt=SttSettings(engine="wyoming", uri="http://x:1")))
     with pytest.raises(UserError, match=r"llm\.url: expected"):
         build_chat(Config(llm=LlmSettings(engine="openai", url="tcp://x:1", fallback=False)), PersonaPrompt("x"))
+
+
+def test_the_loop_streams_each_turn_to_wyoming_while_the_user_speaks(whisper):
+    """Real time, real server, a tap on the wire: the audio crosses while the user talks, not after."""
+    from fakes import MemorySink, ScriptChat, ToneTTS
+    from tcp_tap import Tap
+
+    from companion.audio.sources import FileSource
+    from companion.config import ListenSettings, VadSettings
+    from companion.loop import VoiceLoop
+    from companion.messages import TurnFinished
+    from companion.persona import Persona
+    from companion.remote.wyoming_io import parse_tcp_uri
+    from companion.stages import EventBus
+    from companion.vad import TurnDetector
+
+    first, first_text = utterance("utt_01.wav")
+    second, second_text = utterance("utt_03.wav")
+    gap = np.zeros(int(1.5 * 16000), np.int16)
+    host, port = parse_tcp_uri(whisper.address, key="test")
+    tap = Tap((host, port))
+    started: list[float] = []
+
+    def clock() -> float:
+        now = time.monotonic()
+        if not started:
+            started.append(now)  # FileSource reads the clock once, as it starts the recording
+        return now
+
+    bus = EventBus()
+    records = []
+    bus.subscribe(lambda e: records.append(e.record) if isinstance(e, TurnFinished) else None)
+    loop = VoiceLoop(
+        source=FileSource(np.concatenate([first, gap, second]), realtime=True, clock=clock),
+        sink=MemorySink(),
+        detector=TurnDetector(VadSettings()),
+        stt=FallbackSTT(WyomingSTT(tap.uri, deadline_s=30), None),
+        chat=ScriptChat(["Fine.", "No."]),
+        tts=ToneTTS(),
+        persona=Persona(name="Rocky", system_prompt="You are Rocky.", fallback="Rocky confused."),
+        listen=ListenSettings(),
+        bus=bus,
+    )
+    try:
+        loop.run()
+    finally:
+        tap.close()
+    assert loop.error is None
+    assert [wer(t, r.heard) <= 0.2 for t, r in zip((first_text, second_text), records, strict=True)] == [True] * 2
+    per_second = 2 * 16000
+    since = 0.0
+    for record in records:
+        spoken_until = started[0] + record.speech_end_s  # when the user stopped talking, on this clock
+        during = tap.bytes_before(spoken_until) - tap.bytes_before(since)
+        after = tap.bytes_before(spoken_until + 1.0) - tap.bytes_before(spoken_until)
+        assert during >= per_second * 1.0, f"only {during} bytes sent while the user spoke"
+        assert after <= per_second * 0.4, f"{after} bytes still to send after the user stopped"
+        since = spoken_until + 1.0
+    assert tap.connections >= 2
+
+
+class RecordingStream:
+    def __init__(self, log: list[list[np.ndarray]]) -> None:
+        self.parts: list[np.ndarray] = []
+        log.append(self.parts)
+        self.finished = self.cancelled = False
+
+    def feed(self, samples: np.ndarray) -> None:
+        self.parts.append(np.array(samples))
+
+    def finish(self) -> str:
+        self.finished = True
+        return f"{sum(len(p) for p in self.parts)} samples"
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class StreamingFake:
+    """The streaming seam, recorded: what audio reached each stream (ordering, not speech)."""
+
+    streams_live = True
+
+    def __init__(self) -> None:
+        self.streams: list[list[np.ndarray]] = []
+        self.objects: list[RecordingStream] = []
+
+    def open_stream(self, rate: int = 16000) -> RecordingStream:
+        stream = RecordingStream(self.streams)
+        self.objects.append(stream)
+        return stream
+
+    def transcribe(self, audio) -> str:
+        raise AssertionError("a streaming STT is not asked to transcribe whole turns")
+
+
+@pytest.mark.parametrize("speculative", [True, False])
+def test_a_turn_resumed_after_a_pause_is_streamed_again_from_its_start(speculative):
+    from fakes import ListSource, MemorySink, PatternVad, ScriptChat, ToneTTS, speech_pattern
+
+    from companion.config import ListenSettings, VadSettings
+    from companion.loop import LoopOptions, VoiceLoop
+    from companion.messages import Event, TurnFinished
+    from companion.persona import Persona
+    from companion.stages import EventBus
+    from companion.vad import TurnDetector
+
+    # 0.6 s voice, a 150 ms pause (a draft), 0.6 s more voice, then the turn ends; then a cough
+    chunks, _ = speech_pattern("_" * 10 + "#" * 20 + "_" * 5 + "#" * 20 + "_" * 20 + "####" + "_" * 20)
+    stt = StreamingFake()
+    bus = EventBus()
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    loop = VoiceLoop(
+        source=ListSource(chunks),
+        sink=MemorySink(),
+        detector=TurnDetector(VadSettings(end_silence_ms=300), classifier=PatternVad()),
+        stt=stt,  # type: ignore[arg-type]
+        chat=ScriptChat(["Yes."]),
+        tts=ToneTTS(),
+        persona=Persona(name="Rocky", system_prompt="You are Rocky.", fallback="Rocky confused."),
+        listen=ListenSettings(),
+        options=LoopOptions(speculative_stt=speculative),
+        bus=bus,
+    )
+    loop.source.gate = lambda i: loop.wait_idle()
+    loop.run()
+    assert loop.error is None
+    records = [e.record for e in events if isinstance(e, TurnFinished)]
+    assert len(records) == 1
+    whole = np.concatenate([c.samples for c in chunks])
+    heard = np.concatenate(stt.streams[-1])
+    # the stream that answered holds the whole turn, pre-roll and both halves, exactly as heard
+    starts = [i for i in range(0, 10 * 480 + 1, 480) if np.array_equal(heard, whole[i : i + len(heard)])]
+    assert len(starts) == 1 and len(heard) >= (starts[0] // 480 + 45) * 480 - starts[0]
+    assert records[0].heard == f"{len(heard)} samples"
+    assert len(heard) >= 40 * 480
+    if speculative:  # the draft at the pause spent the first stream; the resumed turn was sent anew
+        assert len(stt.streams) == 2 and stt.objects[0].finished
+        assert len(np.concatenate(stt.streams[0])) < len(heard)
+    assert not any(s.finished and s.cancelled for s in stt.objects)
+    assert all(s.finished for s in stt.objects), "the cough was never streamed: too short to open one"

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 
 from companion.audio.echo_path import EchoPath
 from companion.config import ListenSettings
-from companion.loop.drafts import Drafts, hold_for, prefill_quietly
+from companion.loop.drafts import Drafts, answer_draft, prefill_quietly
 from companion.loop.jobs import AudioJob, InputEnded, PersonaJob, ReplyEnd, SayJob, SpeakJob, ThinkJob
 from companion.loop.listen import ListenWorker
 from companion.loop.options import LoopOptions
@@ -33,6 +33,7 @@ from companion.loop.speak import SpeakWorker
 from companion.loop.state import Heartbeats, LoopState
 from companion.loop.think import ThinkWorker
 from companion.loop.wake import strip_wake_phrase
+from companion.loop.workers import Workers
 from companion.messages import State, TurnRecord, Utterance
 from companion.persona import Persona
 from companion.script import Script, prepare
@@ -78,11 +79,11 @@ class VoiceLoop:
         self._sleep = sleep or self._stop.wait  # interruptible by stop()
         self.turns_done = 0
         self.error: BaseException | None = None
-        self._threads: list[threading.Thread] = []
         self._turns: queue.Queue[ThinkJob] = queue.Queue()
         self._speech: queue.Queue[SpeakJob | ReplyEnd | InputEnded] = queue.Queue()
         self._audio: queue.Queue[AudioJob | ReplyEnd | InputEnded] = queue.Queue()
         self.beats = Heartbeats(clock)
+        self._workers = Workers(self.beats, self._crashed)
         self.drafts = Drafts(lambda: self.stt)
         self._think = ThinkWorker(
             chat=chat,
@@ -101,23 +102,18 @@ class VoiceLoop:
             cancelled=self._cut.is_set,
         )
         self.state_ = self._think.state
-        self._listen = self._make_listen()
-
-    def _make_listen(self) -> ListenWorker:
-        return ListenWorker(
-            source=self.source,
-            detector=self.detector,
+        self._listen = ListenWorker(
+            source=source,
+            detector=detector,
             state=self.state_,
             beats=self.beats,
             drafts=self.drafts,
             turns=self._turns,
-            listen=self.listen,
-            barge_in=self.options.barge_in and self.source.live,
-            echo=self.echo,
+            listen=listen,
+            options=self.options,
+            echo=echo,
             on_barge_in=self.interrupt,
             on_draft=self._draft_heard,
-            speculative_stt=self.options.speculative_stt,
-            reconnect_backoff_s=self.options.reconnect_backoff_s,
             sleep=lambda s: self._sleep(s),
             stop=self._stop,
         )
@@ -137,10 +133,6 @@ class VoiceLoop:
         return self._think.tts
 
     @property
-    def heartbeat(self) -> dict[str, float]:
-        return self.beats.last
-
-    @property
     def busy_since(self) -> dict[str, float | None]:
         return self.beats.busy_since
 
@@ -150,13 +142,12 @@ class VoiceLoop:
 
     @property
     def running(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        return self._workers.running
 
     # ---- control ----------------------------------------------------------------------
 
     def start(self) -> None:
         self._listen.source = self.source  # tests may swap the source before starting
-        self._listen.barge_in = self.options.barge_in and self.source.live
         if self.options.greet and self.persona.greeting:
             self.say(self.persona.greeting)
         play = PlayWorker(
@@ -174,16 +165,15 @@ class VoiceLoop:
         speak = SpeakWorker(
             inbox=self._speech, audio=self._audio, beats=self.beats, clock=self.clock, cancelled=self._cut.is_set
         )
-        for name, target in (
-            ("companion-play", play.run),
-            ("companion-voice", speak.run),
-            ("companion-think", self._think.run),
-            ("companion-listen", self._listen.run),
-        ):
-            t = threading.Thread(target=self._guard(name, target), name=name, daemon=True)
-            self._threads.append(t)
-            self.beats.add(name)
-            t.start()
+        self._workers.start(
+            [
+                ("companion-play", play.run),
+                ("companion-voice", speak.run),
+                ("companion-think", self._think.run),
+                ("companion-listen", self._listen.run),
+            ],
+            last=self.drafts.close,
+        )
 
     def run(self) -> None:
         """Run until the source ends (a recording) or :meth:`stop` is called."""
@@ -192,11 +182,7 @@ class VoiceLoop:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the loop to finish; True if it did."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            t.join(remaining)
-        return not self.running
+        return self._workers.wait(timeout)
 
     def stop(self, *, cut: bool = True) -> None:
         """Stop: input first, output last. ``cut`` drops replies not yet spoken and fades the voice out."""
@@ -237,8 +223,7 @@ class VoiceLoop:
 
     def enable_push_to_talk(self) -> None:
         """From now on only audio heard while the talk button is held counts."""
-        if self._listen.ptt is None:
-            self._listen.ptt = False
+        self._listen.enable_push_to_talk()
 
     def set_talk_button(self, held: bool) -> None:
         self._listen.set_talk_button(held)
@@ -255,11 +240,9 @@ class VoiceLoop:
         the reply is spoken.
         """
         script = text if isinstance(text, Script) else prepare(self.persona, text, raw=raw)
-        record = TurnRecord(turn=self.state_.next_turn(), persona=self.persona.name)
-        record.reply, record.spoken = script.text, script.spoken_text
-        self.state_.turn_started()
-        self._turns.put(SayJob(script, record, speed))
-        return record
+        job = SayJob.of(script, self.state_, self.persona.name, speed)
+        self._turns.put(job)
+        return job.record
 
     # ---- plumbing ---------------------------------------------------------------------
 
@@ -271,29 +254,15 @@ class VoiceLoop:
 
     def _draft_heard(self, draft: Utterance, future: Future[str]) -> None:
         """A draft's transcript is in (on the STT thread): how long to wait, then maybe prefill."""
-        if future.cancelled():
-            return
-        text = "" if future.exception() is not None else future.result()
-        if self.end_of_turn is not None and self.detector.hinted:
-            self.detector.set_hold(draft, hold_for(self.end_of_turn, text, self.detector.settings.end_silence_ms))
+        text = answer_draft(self.detector, self.end_of_turn, draft, future)
         if self.options.speculative_prefill and text and self._turns.empty():
             if self.listen.mode == "wake":
                 text = strip_wake_phrase(text, self._think.wake_phrases()) or ""
             prefill_quietly(self.chat, text)
 
-    def _guard(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                target()
-            except BaseException as exc:  # a bug in the loop itself: log it, end cleanly
-                _log.exception("%s failed", name)
-                self.error = exc
-                self.state_.set(State.ERROR)
-                self.stop()
-                self._speech.put(InputEnded())
-                self._audio.put(InputEnded())
-            finally:
-                if name == "companion-play":
-                    self.drafts.close()
-
-        return run
+    def _crashed(self, name: str, exc: BaseException) -> None:
+        self.error = exc
+        self.state_.set(State.ERROR)
+        self.stop()
+        self._speech.put(InputEnded())
+        self._audio.put(InputEnded())

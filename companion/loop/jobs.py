@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from companion.loop.state import Reply
+from companion.loop.state import LoopState, Reply
 from companion.messages import ReplySentence, SpokenAudio, TurnRecord, Utterance
 from companion.persona import Persona
 from companion.script import Script
@@ -18,6 +18,14 @@ class SayJob:
     script: Script
     record: TurnRecord
     speed: float | None = None
+
+    @classmethod
+    def of(cls, script: Script, state: LoopState, persona: str, speed: float | None) -> SayJob:
+        """A new turn for ``script``, its record filled in as it is spoken."""
+        record = TurnRecord(turn=state.next_turn(), persona=persona)
+        record.reply, record.spoken = script.text, script.spoken_text
+        state.turn_started()
+        return cls(script, record, speed)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from companion.config import ListenSettings
 from companion.errors import NoAudioDeviceError
 from companion.loop.drafts import Drafts
 from companion.loop.jobs import InputEnded, ThinkJob
+from companion.loop.options import LoopOptions
 from companion.loop.state import Heartbeats, LoopState
 from companion.messages import AudioChunk, State, Utterance
 from companion.stages import AudioSource, DeviceLost
@@ -42,24 +43,19 @@ class ListenWorker:
         drafts: Drafts,
         turns: queue.Queue[ThinkJob],
         listen: ListenSettings,
-        barge_in: bool,
+        options: LoopOptions,
         echo: EchoPath | None,
         on_barge_in: Callable[[], object],
         on_draft: Callable[[Utterance, Future[str]], None] | None,
-        speculative_stt: bool,
-        reconnect_backoff_s: tuple[float, ...],
         sleep: Callable[[float], bool],
         stop: threading.Event,
     ) -> None:
         self.source, self.detector = source, detector
         self.state, self.beats, self.drafts, self.turns = state, beats, drafts, turns
-        self.listen = listen
-        self.barge_in = barge_in
+        self.listen, self.options = listen, options
         self.echo = echo
         self.on_barge_in = on_barge_in
         self.on_draft = on_draft
-        self.speculative_stt = speculative_stt
-        self.backoff = reconnect_backoff_s
         self.sleep = sleep
         self.stop = stop
         self.muted = False
@@ -68,11 +64,20 @@ class ListenWorker:
         self._interrupted_turn = 0  # the reply turn already interrupted (once per reply)
         self._voiced: collections.deque[tuple[float, float]] = collections.deque()  # (time, voiced ms so far)
 
+    @property
+    def barge_in(self) -> bool:
+        """Talking over the robot interrupts it (a live microphone only)."""
+        return self.options.barge_in and self.source.live
+
     # ---- buttons (called from other threads) ------------------------------------------
 
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
         _log.info("microphone %s", "muted" if muted else "listening")
+
+    def enable_push_to_talk(self) -> None:
+        if self.ptt is None:
+            self.ptt = False
 
     def set_talk_button(self, held: bool) -> None:
         self.ptt = held
@@ -90,7 +95,8 @@ class ListenWorker:
             except (DeviceLost, NoAudioDeviceError) as exc:
                 if self.stop.is_set():
                     break
-                wait = self.backoff[min(failures, len(self.backoff) - 1)]
+                backoff = self.options.reconnect_backoff_s
+                wait = backoff[min(failures, len(backoff) - 1)]
                 failures += 1
                 _log.warning("microphone lost (%s); trying again in %.1f s", exc, wait)
                 self.detector.reset()
@@ -105,6 +111,7 @@ class ListenWorker:
     def _queue(self, utterances: list[Utterance]) -> None:
         for utt in utterances:
             _log.debug("turn heard: %.2f-%.2f s%s", utt.start_s, utt.end_s, " (cut)" if utt.cut else "")
+            self.drafts.heard(utt)
             self.state.turn_started()
             self.turns.put(utt)
 
@@ -133,6 +140,7 @@ class ListenWorker:
                     self._queue(self.detector.flush())
                 elif self.detector.in_speech:
                     self.detector.reset()
+                    self.drafts.follow(self.detector)  # drops the turn's live stream, if any
                 continue
             self._hear(chunk)
             if self.detector.in_speech != was_in_speech:
@@ -155,7 +163,7 @@ class ListenWorker:
     def _hear(self, chunk: AudioChunk) -> None:
         heard = self.detector.feed(chunk)
         draft = self.detector.take_draft()
-        if draft is not None and self.speculative_stt:
+        if draft is not None and self.options.speculative_stt:
             on_draft = self.on_draft
             self.drafts.start(draft, None if on_draft is None else functools.partial(on_draft, draft))
         if self.barge_in and self.state.speaking:
@@ -172,3 +180,4 @@ class ListenWorker:
             self._queue(heard)
             if self.state.state in (State.IDLE, State.LISTENING):
                 self.state.set(State.THINKING)
+        self.drafts.follow(self.detector)

@@ -58,6 +58,9 @@ def _from_local(wrapper: Any, name: str) -> Any:
 class FallbackSTT:
     """Speech-to-text on a Wyoming server, with the local model for the turns it misses."""
 
+    streams_live = True
+    """The loop streams each turn here while the user speaks (:meth:`open_stream`)."""
+
     def __init__(self, remote: Any, local: SpeechToText | None, *, clock: Clock = time.monotonic) -> None:
         self.remote = remote
         self.local = local

@@ -30,6 +30,9 @@ _STOP = object()
 class WyomingSTT:
     """The :class:`~companion.stages.SpeechToText` protocol (plus ``open_stream``) on a Wyoming ASR server."""
 
+    streams_live = True
+    """The loop streams each turn here while the user speaks (:meth:`open_stream`)."""
+
     def __init__(
         self, uri: str, *, language: str | None = "en", connect_timeout_s: float = 0.5, deadline_s: float = 3.0
     ) -> None:
