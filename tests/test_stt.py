@@ -54,3 +54,59 @@ def test_a_cancelled_stream_keeps_no_audio(stt):
     stream.cancel()
     stream.feed(np.ones(16000, dtype=np.int16))
     assert stream.audio.samples().size == 0
+
+
+def _unseen_turns():
+    """Turns in voices the model was never tuned against: the pause fixtures and the interruptions."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    root = fixture_path("utt_01.wav").parent / "pauses"
+    out = []
+    for name, info in json.loads((root / "fixtures.json").read_text())["files"].items():
+        audio, rate = sf.read(root / name, dtype="float32")
+        assert rate == 16000
+        for turn in info.get("turns", []):
+            out.append(
+                (audio[max(0, int((turn["start_s"] - 0.3) * rate)) : int((turn["end_s"] + 0.2) * rate)], turn["text"])
+            )
+    clips = root.parent / "bargein"
+    for clip in json.loads((clips / "manifest.json").read_text())["clips"]:
+        out.append((to_float32(load_for_stt(clips / clip["file"])).astype(np.float32), clip["text"]))
+    return out
+
+
+def test_the_fitted_window_hears_unseen_voices_as_well_as_whispers_own_30_s_window(stt):
+    from companion.config import SttSettings
+    from companion.stt import FasterWhisperSTT
+
+    assert stt.settings.window == "fit"  # the default
+    full = FasterWhisperSTT(SttSettings(window="full"))
+    turns = _unseen_turns()
+    assert len(turns) >= 25
+    fit_wer = [wer(text, stt.transcribe(audio)) for audio, text in turns]
+    full_wer = [wer(text, full.transcribe(audio)) for audio, text in turns]
+    assert sum(fit_wer) / len(turns) <= sum(full_wer) / len(turns) + 0.02, list(zip(fit_wer, full_wer, strict=True))
+    assert max(fit_wer) <= max(max(full_wer), 0.5)
+
+
+def test_the_fitted_window_leaves_a_cough_and_noise_to_the_30_s_window(stt):
+    for name in ("cough.wav", "noise_only.wav"):
+        assert stt.transcribe(to_float32(load_for_stt(fixture_path(name)))) == "", name
+
+
+def test_a_decode_cut_by_its_cap_keeps_what_was_said_once_and_distrusts_the_rest():
+    from companion.stt import _words_within
+
+    ts, eot = 1000, 999  # token ids: timestamps from 1000 (20 ms each), text below 999
+
+    def at(seconds: float) -> int:
+        return ts + round(seconds / 0.02)
+
+    said = [at(0.0), 1, 2, 3, at(2.0)]
+    assert _words_within(said, ts, eot, seconds=2.5) == [1, 2, 3]
+    assert _words_within([*said, at(2.0), 2, 3], ts, eot, seconds=2.5) == [1, 2, 3]  # a loop, cut by the cap
+    assert _words_within([*said, at(2.0), 4, 5], ts, eot, seconds=2.5) is None  # new words, cut: not trusted
+    assert _words_within([*said, at(2.0), 4, at(3.5), at(3.5), 6, 7], ts, eot, seconds=2.5) == [1, 2, 3, 4]
