@@ -99,12 +99,21 @@ def cut_turns(name: str, tmp: Path) -> tuple[list[Path], list[dict[str, object]]
     return paths, turns
 
 
-def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> tuple[Daemon, np.ndarray, np.ndarray]:
+@dataclass
+class Session:
+    daemon: Daemon
+    speaker: np.ndarray
+    mic: np.ndarray
+    played: list[tuple[float, float]]  # when the test was saying a turn into the mic, in the recordings' time
+
+
+def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> Session:
     """Run the daemon on the default devices; say each turn into the mic, waiting for the reply
     like a person would (so a slow, busy machine cannot make the robot talk over the next turn);
     record the speaker and the microphone."""
     speaker = pulse.record("speaker.monitor", tmp / "speaker.raw")
     mic = pulse.record("mic.monitor", tmp / "mic.raw")
+    t0, played = time.monotonic(), []
     proc = subprocess.Popen(
         [sys.executable, "-m", "companion", "run", "--config", str(config)],
         env=dict(pulse.env),
@@ -117,7 +126,9 @@ def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> 
     try:
         assert daemon.wait_for("listening on", 1, 120), f"the daemon never started listening:\n{daemon.log()}"
         for n, turn in enumerate(turns, start=1):
+            start = time.monotonic() - t0
             pulse.play(turn, sink="mic").wait(30)
+            played.append((start, time.monotonic() - t0))
             if not daemon.wait_for("companion.loop.play: said: ", n, 60):
                 break
             time.sleep(0.8)  # past the echo tail (0.4 s): the robot listens again
@@ -130,16 +141,28 @@ def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return daemon, speaker.stop(), mic.stop()
+    return Session(daemon, speaker.stop(), mic.stop(), played)
 
 
 def level_dbfs(samples: np.ndarray) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(samples, dtype=np.float64))) + 1e-9))
 
 
-def mic_level_while_speaking(speaker: np.ndarray, mic: np.ndarray) -> list[float]:
-    """The microphone's level during each stretch of the robot's speech (both recordings start together)."""
-    return [level_dbfs(mic[int(a * RATE) : int(b * RATE)]) for a, b in speech_spans(speaker)]
+def mic_level_while_speaking(session: Session, margin_s: float = 0.3) -> list[float]:
+    """The microphone's level during each stretch of the robot's speech, leaving out the moments
+    the test itself was saying a turn into it: the robot may answer while a clip's trailing room
+    noise still plays (both recordings start together, to within ``margin_s``)."""
+    mine = np.zeros(len(session.mic), dtype=bool)
+    for a, b in speech_spans(session.speaker):
+        mine[int(a * RATE) : int(b * RATE)] = True
+    for a, b in session.played:
+        mine[max(int((a - margin_s) * RATE), 0) : int((b + margin_s) * RATE)] = False
+    levels = []
+    for a, b in speech_spans(session.speaker):
+        part = session.mic[int(a * RATE) : int(b * RATE)][mine[int(a * RATE) : int(b * RATE)]]
+        if len(part) >= RATE // 4:
+            levels.append(level_dbfs(part))
+    return levels
 
 
 def check_replies(daemon: Daemon, audio: np.ndarray, turns: list[dict[str, object]], stt: object) -> None:
@@ -167,12 +190,12 @@ def test_the_robot_answers_each_turn_aloud_on_real_devices(tmp_path, stt):
     recordings, turns = cut_turns("session_1.wav", tmp_path)
     pulse = start_pulse(tmp_path / "pulse", sinks=("mic", "speaker"))
     try:
-        daemon, audio, mic = converse(pulse, config, recordings, tmp_path)
+        session = converse(pulse, config, recordings, tmp_path)
     finally:
         pulse.stop()
-    check_replies(daemon, audio, turns, stt)
-    levels = mic_level_while_speaking(audio, mic)
-    assert max(levels) < -60, f"the robot's voice reached its microphone ({levels} dBFS)"
+    check_replies(session.daemon, session.speaker, turns, stt)
+    levels = mic_level_while_speaking(session)
+    assert levels and max(levels) < -60, f"the robot's voice reached its microphone ({levels} dBFS)"
 
 
 def test_the_robot_does_not_answer_its_own_voice_leaking_into_the_mic(tmp_path, stt):
@@ -182,9 +205,9 @@ def test_the_robot_does_not_answer_its_own_voice_leaking_into_the_mic(tmp_path, 
     recordings, turns = recordings[:2], turns[:2]  # two turns show it; keeps the test short
     pulse = start_pulse(tmp_path / "pulse", sinks=("mic", "speaker"), loopbacks=[("speaker.monitor", "mic")])
     try:
-        daemon, audio, mic = converse(pulse, config, recordings, tmp_path)
+        session = converse(pulse, config, recordings, tmp_path)
     finally:
         pulse.stop()
-    levels = mic_level_while_speaking(audio, mic)
-    assert min(levels) > -40, f"the echo path is missing: the mic was at {levels} dBFS while the robot spoke"
-    check_replies(daemon, audio, turns, stt)
+    levels = mic_level_while_speaking(session)
+    assert levels and min(levels) > -40, f"the echo path is missing: the mic was at {levels} dBFS while the robot spoke"
+    check_replies(session.daemon, session.speaker, turns, stt)
