@@ -211,3 +211,44 @@ def test_the_robot_does_not_answer_its_own_voice_leaking_into_the_mic(tmp_path, 
     levels = mic_level_while_speaking(session)
     assert levels and min(levels) > -40, f"the echo path is missing: the mic was at {levels} dBFS while the robot spoke"
     check_replies(session.daemon, session.speaker, turns, stt)
+
+
+CLOSE_WHILE_PLAYING = """
+import threading, time
+import numpy as np
+from companion.audio.sinks import SpeakerSink
+from companion.messages import SpokenAudio
+
+def busy():  # takes the GIL in turns with the stream's callback, as the daemon's stages do
+    while True:
+        sum(range(10000))
+
+threading.Thread(target=busy, daemon=True).start()
+audio = (np.random.default_rng(0).standard_normal(22050) * 0.1).astype(np.float32)
+for i, pause in enumerate(np.random.default_rng(1).uniform(0.0, 0.1, 60)):
+    sink = SpeakerSink(None, latency="low")
+    sink.begin(i)
+    sink.write(SpokenAudio(audio, 22050, i, "noise"))
+    time.sleep(float(pause))
+    sink.close()
+    print(i + 1, flush=True)
+"""
+
+
+def test_the_speaker_closes_while_its_stream_is_playing(tmp_path):
+    """close() stops a stream whose callback may be waiting for the sink's lock: no deadlock."""
+    pulse = start_pulse(tmp_path / "pulse", sinks=("speaker",), default_source="speaker.monitor")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CLOSE_WHILE_PLAYING], env=pulse.env, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            out, _ = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, _ = child.communicate()
+            closed = out.split()[-1] if out.split() else "0"
+            raise AssertionError(f"SpeakerSink.close() hangs after {closed} of 60 closes") from None
+        assert child.returncode == 0 and out.split()[-1] == "60"
+    finally:
+        pulse.stop()

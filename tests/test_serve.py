@@ -55,6 +55,18 @@ def wait_healthy(client: ControlClient, proc: subprocess.Popen[str]) -> None:
             time.sleep(0.05)
 
 
+def stopped(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, then its log once it exits with 0; one that does not stop in 15 s is killed, its log shown."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"companion serve did not stop on SIGTERM:\n{proc.communicate()[1][-4000:]}") from None
+    assert proc.returncode == 0, err[-4000:]
+    return err
+
+
 def test_serve_speaks_for_say_until_sigterm(tmp_path, env):
     cfg = write_setup(tmp_path)
     control = load_config(cfg).config.control
@@ -81,13 +93,11 @@ def test_serve_speaks_for_say_until_sigterm(tmp_path, env):
         assert played.stderr.startswith("companion: cannot play: ") and "-o FILE.wav" in played.stderr
         status = ControlClient(control).status()
         assert status["kind"] == "serve" and status["turns"] == 2
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=15) == 0
+        log = stopped(serve)
     finally:
         if serve.poll() is None:
             serve.kill()
             serve.wait()
-    log = serve.stderr.read() if serve.stderr else ""
     assert "speaking as Rocky" in log and "Traceback" not in log
     with pytest.raises(DaemonNotRunning):
         ControlClient(control).health()
@@ -279,8 +289,7 @@ def test_say_plays_on_the_default_speaker_cold_and_through_serve(tmp_path, speak
                 time.sleep(0.05)
         assert voiced_seconds(tmp_path / "warm.raw") > 1.0
     finally:
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=15) == 0
+        stopped(serve)
 
 
 def test_a_daemon_whose_port_is_taken_runs_without_the_api(tmp_path, caplog):

@@ -218,13 +218,14 @@ class SpeakerSink:
 
     def close(self) -> None:
         with self._cond:
-            if self._stream is not None:
-                try:
-                    self._stream.abort()
-                    self._stream.close()
-                except Exception:
-                    _log.debug("closing the output stream failed", exc_info=True)
-                self._stream = None
+            stream, self._stream = self._stream, None
             self._queue.clear()
             self._queued = 0
             self._cond.notify_all()
+        # Outside the lock: abort() waits for a running callback, which takes the lock.
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:
+                _log.debug("closing the output stream failed", exc_info=True)
