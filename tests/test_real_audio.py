@@ -104,7 +104,7 @@ class Session:
     daemon: Daemon
     speaker: np.ndarray
     mic: np.ndarray
-    played: list[tuple[float, float]]  # when the test was saying a turn into the mic, in the recordings' time
+    played: list[tuple[Path, float]]  # each turn said into the mic, and about when (s into the recordings)
 
 
 def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> Session:
@@ -126,9 +126,8 @@ def converse(pulse: PulseServer, config: Path, turns: list[Path], tmp: Path) -> 
     try:
         assert daemon.wait_for("listening on", 1, 120), f"the daemon never started listening:\n{daemon.log()}"
         for n, turn in enumerate(turns, start=1):
-            start = time.monotonic() - t0
+            played.append((turn, time.monotonic() - t0))
             pulse.play(turn, sink="mic").wait(30)
-            played.append((start, time.monotonic() - t0))
             if not daemon.wait_for("companion.loop.play: said: ", n, 60):
                 break
             time.sleep(0.8)  # past the echo tail (0.4 s): the robot listens again
@@ -148,14 +147,31 @@ def level_dbfs(samples: np.ndarray) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(np.square(samples, dtype=np.float64))) + 1e-9))
 
 
-def mic_level_while_speaking(session: Session, margin_s: float = 0.3) -> list[float]:
+def where_played(session: Session, search_s: float = 2.0) -> list[tuple[float, float]]:
+    """Where each turn the test said lies in the microphone recording: found by correlating the
+    clip with the recording around when it was started (the recorder itself starts a little late)."""
+    spans = []
+    for path, about in session.played:
+        clip = to_float32(load_for_stt(path)).astype(np.float64)
+        lo = max(int((about - search_s) * RATE), 0)
+        part = session.mic[lo : lo + len(clip) + int(2 * search_s * RATE)].astype(np.float64)
+        if len(part) < len(clip):
+            continue
+        size = 1 << (len(part) + len(clip)).bit_length()
+        corr = np.fft.irfft(np.fft.rfft(part, size) * np.conj(np.fft.rfft(clip, size)), size)
+        at = (lo + int(np.argmax(corr[: len(part) - len(clip) + 1]))) / RATE
+        spans.append((at, at + len(clip) / RATE))
+    return spans
+
+
+def mic_level_while_speaking(session: Session, margin_s: float = 0.05) -> list[float]:
     """The microphone's level during each stretch of the robot's speech, leaving out the moments
     the test itself was saying a turn into it: the robot may answer while a clip's trailing room
-    noise still plays (both recordings start together, to within ``margin_s``)."""
+    noise still plays."""
     mine = np.zeros(len(session.mic), dtype=bool)
     for a, b in speech_spans(session.speaker):
         mine[int(a * RATE) : int(b * RATE)] = True
-    for a, b in session.played:
+    for a, b in where_played(session):
         mine[max(int((a - margin_s) * RATE), 0) : int((b + margin_s) * RATE)] = False
     levels = []
     for a, b in speech_spans(session.speaker):
