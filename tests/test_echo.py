@@ -152,3 +152,17 @@ def test_estimator_waits_for_enough_sound():
     assert est.due()
     _, n = est.span()
     assert est.estimate(np.zeros(n)) is None
+
+
+def test_estimator_ignores_a_peak_at_the_edge_of_its_range(far):
+    """A best match at the very end of the searched lags is out of range, not a delay."""
+    est = DelayEstimator(RATE, window_s=1.0, every_s=1.0, max_delay_s=0.5, min_delay_s=-0.5)
+    mic = to16(0.5 * far[RATE : 2 * RATE])
+    for k in range(0, len(mic), BLOCK):
+        est.add(k / RATE, mic[k : k + BLOCK])
+    _, n = est.span()  # ref[j] is heard 0.5 s before the mic's window starts, plus j samples
+    edge = to16(0.5 * far[:n])  # mic[i] = ref[i + RATE]: the echo 0.5 s before the sound, the range's end
+    assert est.estimate(edge) is None and est.estimate(edge) is None
+    early = to16(0.5 * far[int(0.4 * RATE) : int(0.4 * RATE) + n])  # 0.1 s before: inside the range
+    est.estimate(early)
+    assert est.estimate(early) == pytest.approx(-0.1, abs=0.002)

@@ -69,7 +69,8 @@ class DelayEstimator:
         window = np.abs(corr[: lags - int(self.min_delay_s * self.rate) + 1])
         best = int(np.argmax(window))
         sharp = window[best] / (np.median(window) + 1e-12)
-        if sharp < 8.0:
+        edge = int(0.005 * self.rate)
+        if sharp < 8.0 or best < edge or best > len(window) - 1 - edge:  # a peak at the edge is out of range
             return self.delay_s
         delay = (lags - best) / self.rate  # mic[n] echoes ref[n + lags - delay]
         if self._candidate is not None and abs(delay - self._candidate) < 0.005:
