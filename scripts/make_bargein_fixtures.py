@@ -7,6 +7,10 @@ Festival's diphone voice ``ked`` (US male) and HTS voice ``cmu_us_slt_arctic_hts
 female) say short interruptions (apt-get install festival festvox-kdlpc16k
 festvox-us-slt-hts). Each clip is trimmed to its speech plus 50 ms, leveled to -20 dBFS
 active level, 16 kHz mono; ``manifest.json`` lists text, voice and where the speech starts.
+
+``robot_reply.wav`` is the robot itself (the bundled Piper voice) saying four lines, kept as a
+recording so that the echo tests hear the same robot every run (Piper samples its noise anew
+each time it speaks).
 """
 
 from __future__ import annotations
@@ -56,8 +60,25 @@ def trim_and_level(audio: np.ndarray) -> np.ndarray:
     return (clip * 10 ** (-20 / 20) / np.sqrt(np.mean(active**2))).astype(np.float32)
 
 
+ROBOT_LINES = [
+    "Hello, I am a small robot, and I like to talk about the stars and the planets.",
+    "Do you want to hear more about the rings of Saturn?",
+    "They are made of ice and rock, and they shine in the sun.",
+    "I could talk about them all day long, my friend.",
+]
+
+
+def robot_reply() -> np.ndarray:
+    from companion.tts.piper import PiperSynthesizer
+
+    piper = PiperSynthesizer()
+    audio = np.concatenate([b for line in ROBOT_LINES for b in piper.synthesize(line)])
+    return soxr.resample(audio, piper.sample_rate, RATE).astype(np.float32)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    sf.write(OUT / "robot_reply.wav", robot_reply(), RATE, subtype="PCM_16")
     clips = []
     for i, (voice, text) in enumerate(LINES, start=1):
         clip = trim_and_level(speak(voice, text))
@@ -66,7 +87,8 @@ def main() -> None:
         clips.append(
             {"file": name, "voice": voice, "text": text, "onset_s": 0.05, "seconds": round(len(clip) / RATE, 3)}
         )
-    (OUT / "manifest.json").write_text(json.dumps({"rate": RATE, "clips": clips}, indent=2) + "\n", encoding="utf-8")
+    manifest = {"rate": RATE, "robot": {"file": "robot_reply.wav", "lines": ROBOT_LINES}, "clips": clips}
+    (OUT / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {len(clips)} clips to {OUT}")
 
 

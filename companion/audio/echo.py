@@ -171,10 +171,27 @@ class EchoReference:
     Written by the speaker (its callback thread), read by the listen stage. A ring of
     ``seconds`` of audio; a slot that was not written for the time asked for reads as
     silence.
+
+    Blocks are placed by counting samples from where the stream started, not by the
+    moment each callback says it is heard: those moments jitter by tens of
+    milliseconds (on PulseAudio the reported output delay saw-tooths between 28 and
+    70 ms), and an echo filter cannot follow a reference that wanders. Only a block
+    more than ``gap_s`` away from where counting puts it (the stream stopped, or its
+    clock drifted that far) starts the count again from its own moment. What counting
+    cannot see (an underrun that delays everything after it) the microphone side
+    finds by cross-correlation.
     """
 
-    def __init__(self, rate: int = 16000, *, seconds: float = 6.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: int = 16000,
+        *,
+        seconds: float = 6.0,
+        gap_s: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
+        self.gap_s = gap_s
         self._n = int(rate * seconds)
         self._ring = np.zeros(self._n, dtype=np.int16)
         self._stamp = np.full(self._n, -1, dtype=np.int64)
@@ -186,6 +203,8 @@ class EchoReference:
         self._resampler: object | None = None
         self._resampler_rate = 0
         self._last_sound = -1.0e9
+        self.restarts = 0
+        """Times the count started again from a block's own moment (the timeline moved)."""
 
     def _index(self, t: float) -> int:
         return round((t - self._origin) * self.rate)
@@ -197,17 +216,16 @@ class EchoReference:
         if len(samples) == 0:
             return
         with self._lock:
-            contiguous = self._next >= 0 and abs(heard_at - self._next_in) <= 0.05
+            contiguous = self._next >= 0 and abs(heard_at - self._next_in) <= self.gap_s
             if not contiguous or rate != self._resampler_rate:
+                if self._next >= 0:
+                    self.restarts += 1
+                    _log.debug("speaker timeline restarted %.0f ms off the count", (heard_at - self._next_in) * 1000)
                 same = rate == self.rate
                 self._resampler = None if same else soxr.ResampleStream(rate, self.rate, 1, dtype="float32")
                 self._resampler_rate = rate
                 self._next = float(self._index(heard_at))
                 self._next_in = heard_at
-            else:  # the speaker's clock is not the monotonic clock: follow it within a few seconds
-                drift = heard_at - self._next_in
-                self._next_in += 0.01 * drift
-                self._next += 0.01 * drift * self.rate
             self._next_in += len(samples) / rate
             x = np.asarray(samples, dtype=np.float32)
             if self._resampler is not None:  # its output lags a little: placed from the stream's start

@@ -29,6 +29,8 @@ class DelayEstimator:
         max_delay_s: float = 1.5,
         min_delay_s: float = -0.5,
         every_s: float = 1.0,
+        near_s: float = 0.05,
+        far_agree: int = 4,
     ) -> None:
         self.rate = rate
         self.window = int(window_s * rate)
@@ -42,6 +44,13 @@ class DelayEstimator:
         self.delay_s: float | None = None
         """The last confident estimate (seconds from 'heard' to captured)."""
         self._candidate: float | None = None
+        self._agreed = 0  # estimates in a row that agree with the candidate
+        self.near_s = near_s
+        self.far_agree = far_agree
+        """Estimates in a row needed to move a known delay by more than ``near_s``: an underrun
+        moves the echo by tens of milliseconds, while a peak far away is more often a
+        chance match (the user talking as the robot fell silent) that two overlapping
+        windows share."""
 
     def add(self, captured_at: float, samples: Int16Array) -> None:
         self._blocks.append((captured_at, samples))
@@ -55,30 +64,65 @@ class DelayEstimator:
 
     def estimate(self, reference: np.ndarray) -> float | None:
         """Update from ``reference``: what was heard from ``max_delay_s`` before the window's start
-        to ``-min_delay_s`` after its end (see :meth:`span`). Returns the delay when two estimates
-        in a row agree."""
+        to ``-min_delay_s`` after its end (see :meth:`span`). Returns the delay once two estimates
+        in a row agree on it (``far_agree`` when it is far from the delay known so far)."""
         self._since = 0
-        mic = np.concatenate([b for _, b in self._blocks]).astype(np.float64)
-        ref = reference.astype(np.float64)
-        if np.sqrt(np.mean(ref**2)) < 100 or np.sqrt(np.mean(mic**2)) < 30:
-            return self.delay_s  # not enough sound to tell
-        size = 1 << (len(ref) + len(mic)).bit_length()
-        cross = np.fft.rfft(ref, size) * np.conj(np.fft.rfft(mic, size))
-        corr = np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)
-        lags = int(self.max_delay_s * self.rate)
-        window = np.abs(corr[: lags - int(self.min_delay_s * self.rate) + 1])
-        best = int(np.argmax(window))
-        sharp = window[best] / (np.median(window) + 1e-12)
-        edge = int(0.005 * self.rate)
-        if sharp < 8.0 or best < edge or best > len(window) - 1 - edge:  # a peak at the edge is out of range
+        found = self.peak(np.concatenate([b for _, b in self._blocks]), reference)
+        if found is None:
             return self.delay_s
-        delay = (lags - best) / self.rate  # mic[n] echoes ref[n + lags - delay]
+        delay = found[0]
         if self._candidate is not None and abs(delay - self._candidate) < 0.005:
+            self._agreed += 1
+        else:
+            self._agreed = 1
+        self._candidate = delay
+        near = self.delay_s is not None and abs(delay - self.delay_s) <= self.near_s
+        if self._agreed >= (2 if self.delay_s is None or near else self.far_agree):
             if self.delay_s is None or abs(delay - self.delay_s) > 0.005:
                 _log.info("echo arrives %.0f ms after the speaker plays it", delay * 1000)
             self.delay_s = delay
-        self._candidate = delay
         return self.delay_s
+
+    def peak(
+        self,
+        mic: Int16Array,
+        reference: np.ndarray,
+        *,
+        sharpness: float = 8.0,
+        lags_s: tuple[float, float] | None = None,
+    ) -> tuple[float, float] | None:
+        """Where ``mic`` echoes ``reference`` (which starts ``max_delay_s`` before ``mic`` and runs
+        ``-min_delay_s`` past its end; or ``lags_s`` = (min, max) delay instead): (delay, how far
+        the peak stands above the rest), or None without a peak of ``sharpness`` (no echo, or
+        another voice louder than it). One GCC-PHAT, which gives a sharp peak for speech."""
+        low, high = lags_s if lags_s is not None else (self.min_delay_s, self.max_delay_s)
+        m = np.asarray(mic, dtype=np.float64)
+        ref = np.asarray(reference, dtype=np.float64)
+        if np.sqrt(np.mean(ref**2)) < 100 or np.sqrt(np.mean(m**2)) < 30:
+            return None  # not enough sound to tell
+        size = 1 << (len(ref) + len(m)).bit_length()
+        cross = np.fft.rfft(ref, size) * np.conj(np.fft.rfft(m, size))
+        corr = np.fft.irfft(cross / (np.abs(cross) + 1e-9), size)
+        lags = int(high * self.rate)
+        window = np.abs(corr[: lags - int(low * self.rate) + 1])
+        best = int(np.argmax(window))
+        sharp = window[best] / (np.median(window) + 1e-12)
+        edge = int(0.005 * self.rate)
+        if sharp < sharpness or best < edge or best > len(window) - 1 - edge:  # a peak at the edge is out of range
+            return None
+        return (lags - best) / self.rate, float(sharp)  # mic[n] echoes ref[n + lags - delay]
+
+    def assume(self, delay: float) -> None:
+        """Take ``delay`` as known (measured elsewhere, just after it moved): the window starts
+        anew, so what was heard before the move does not pull the estimate back."""
+        self.delay_s = self._candidate = delay
+        self._agreed = 1
+        self._blocks.clear()
+        self._held = self._since = 0
+
+    def hurry(self) -> None:
+        """Estimate again at the next block (the timing changed under us)."""
+        self._since = self.every
 
     def span(self) -> tuple[float, int]:
         """(start time, samples) of the reference that :meth:`estimate` needs."""

@@ -14,6 +14,7 @@ import numpy as np
 from companion.audio.devices import resolve_device
 from companion.audio.echo import EchoReference
 from companion.audio.io import write_wav
+from companion.audio.realtime import make_realtime
 from companion.errors import NoAudioDeviceError
 from companion.messages import Float32Array, SpokenAudio
 
@@ -94,6 +95,7 @@ class SpeakerSink:
         self._fade: Float32Array | None = None  # a fade-out ramp to apply, then drop the rest
         self._cut = False  # faded out: drop writes until the next reply begins
         self._out_delay = 0.0  # seconds from the callback to the DAC
+        self._rt_asked = False  # the callback thread has asked for real-time priority
 
     def _open(self, audio_rate: int) -> None:
         import sounddevice as sd
@@ -126,6 +128,9 @@ class SpeakerSink:
         )
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, _status: Any) -> None:
+        if not self._rt_asked:
+            self._rt_asked = True
+            make_realtime()
         block = np.zeros(frames, dtype=np.float32)
         with self._cond:
             filled = 0

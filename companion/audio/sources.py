@@ -14,6 +14,7 @@ import numpy as np
 
 from companion.audio.devices import resolve_device
 from companion.audio.io import STT_RATE, load_for_stt
+from companion.audio.realtime import make_realtime
 from companion.errors import NoAudioDeviceError
 from companion.messages import AudioChunk, Int16Array
 from companion.stages import DeviceLost
@@ -93,8 +94,10 @@ class MicSource:
         rate: int = STT_RATE,
         block_ms: int = 30,
         stall_timeout_s: float = 2.0,
+        gap_s: float = 0.2,
     ) -> None:
         self.device = device
+        self.gap_s = gap_s
         self.rate = rate
         self.block = rate * block_ms // 1000
         self.stall_timeout_s = stall_timeout_s
@@ -111,7 +114,11 @@ class MicSource:
 
         info = resolve_device(self.device, "input")
 
+        rt_asked: list[bool] = []  # the callback thread has asked for real-time priority
+
         def callback(data: Any, frames: int, _time: Any, status: Any) -> None:
+            if not rt_asked:
+                rt_asked.append(make_realtime())
             if status.input_overflow:
                 self._overflows += 1
             captured_at = self._capture_time(time.monotonic() - self._latency - frames / self.rate, frames)
@@ -143,20 +150,17 @@ class MicSource:
     def _capture_time(self, arrived: float, frames: int) -> float:
         """When a block's first sample was captured, on a sample-counted timeline.
 
-        Arrival times jitter by milliseconds (thread scheduling), and an echo canceller
-        cannot follow a reference that jumps about; PortAudio's own ADC timestamps
-        through PulseAudio's ALSA plugin were off by ~0.3 s. So blocks are placed one
-        after the other from an anchor that follows the earliest arrivals, and is set
-        anew after a gap (an overflow, a stall).
+        Arrival times jitter by tens of milliseconds (thread scheduling, the sound
+        server's bursts), and an echo canceller cannot follow a microphone whose
+        timestamps wander against the speaker's; PortAudio's own ADC timestamps through
+        PulseAudio's ALSA plugin were off by ~0.3 s. So blocks are placed one after the
+        other by counting samples, as the speaker's are (:class:`EchoReference`): the
+        two counts keep a fixed offset, which the echo path measures. The count starts
+        again only after a gap of ``gap_s`` (an overflow, a stall).
         """
         expected = self._anchor + self._counted / self.rate
-        if self._counted == 0 or abs(arrived - expected) > 0.1:
+        if self._counted == 0 or abs(arrived - expected) > self.gap_s:
             self._anchor, self._counted, expected = arrived, 0, arrived
-        elif arrived < expected:  # arrivals are only ever late: follow the earliest
-            self._anchor -= expected - arrived
-            expected = arrived
-        else:  # later than counted: the device's clock may run slow; follow within a few seconds
-            self._anchor += 0.01 * (arrived - expected)
         self._counted += frames
         return expected
 

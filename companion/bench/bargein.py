@@ -27,10 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from companion.audio.io import write_wav
 from companion.bench.pulse import PulseServer
 from companion.bench.room import RATE, Room
 from companion.bench.words import wer
 
+BARGE_IN = "barge-in: the user spoke over reply"
+REFUSED = "not a barge-in: the robot's own echo"
+"""The daemon's log line for an interruption it acted on (not one it recognised as its own echo)."""
 CLIPS_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "bargein"
 
 PERSONA = """\
@@ -62,6 +66,8 @@ class BargeInRun:
     heard: list[str] = field(default_factory=list)
     missed: int = 0
     """Interruptions the robot did not react to."""
+    refused: int = 0
+    """Would-be barge-ins the daemon recognised as its own echo (over the whole session)."""
     echo: dict[str, object] = field(default_factory=dict)
     """The daemon's echo status after the echo-only part (ERLE, CPU cost per 10 ms frame)."""
 
@@ -78,15 +84,19 @@ class BargeInRun:
 class _Daemon:
     """A ``companion run`` subprocess with its log lines collected."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
+        self.log = log
         threading.Thread(target=self._read, name="bench-daemon-log", daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip())
+        with self.log.open("w", encoding="utf-8") as out:  # as it comes, to follow a long run
+            for line in self.proc.stderr:
+                self.lines.append(line.rstrip())
+                out.write(line)
+                out.flush()
 
     def count(self, marker: str) -> int:
         return sum(marker in line for line in list(self.lines))
@@ -99,9 +109,8 @@ class _Daemon:
             time.sleep(0.02)
         return True
 
-    def last(self, marker: str) -> str:
-        found = [line.split(marker, 1)[1] for line in list(self.lines) if marker in line]
-        return found[-1] if found else ""
+    def all(self, marker: str) -> list[str]:
+        return [line.split(marker, 1)[1] for line in list(self.lines) if marker in line]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -136,7 +145,7 @@ def write_config(root: Path) -> tuple[Path, Path]:
     sock = root / "control.sock"
     config = root / "config.yaml"
     config.write_text(
-        f"persona: tester\npersonas_dir: {root / 'personas'}\nstate_dir: {root / 'state'}\nlog_level: info\n"
+        f"persona: tester\npersonas_dir: {root / 'personas'}\nstate_dir: {root / 'state'}\nlog_level: debug\n"
         "llm:\n  max_sentences: 1\n  max_reply_tokens: 32\n"
         "audio:\n  echo_cancel: speex\n"
         f"control:\n  socket: {sock}\n",
@@ -162,7 +171,9 @@ def run_barge_in(
     clips = load_clips()
     result = BargeInRun(gain_db)
     with PulseServer(root / "pulse", sinks=("mic", "speaker")) as pulse, Room(pulse, gain_db=gain_db) as room:
-        daemon = _Daemon([sys.executable, "-m", "companion", "run", "--config", str(config)], dict(pulse.env))
+        daemon = _Daemon(
+            [sys.executable, "-m", "companion", "run", "--config", str(config)], dict(pulse.env), root / "daemon.log"
+        )
         try:
             if not daemon.wait_for(": said: ", 1, 180):  # the greeting: the echo canceller learns the room
                 raise RuntimeError(f"the daemon did not start and greet:\n{daemon.tail()}")
@@ -174,38 +185,51 @@ def run_barge_in(
                 if not daemon.wait_for(": said: ", said, 30):
                     raise RuntimeError(f"reply {i + 1} was never finished:\n{daemon.tail()}")
             result.replies = replies + 1
-            result.false_barge_ins = daemon.count("barge-in:")
+            result.false_barge_ins = daemon.count(BARGE_IN)
             result.echo = dict(client.status().get("echo", {}))
             log(f"  echo {gain_db:+.0f} dB: {result.replies} replies, {result.false_barge_ins} false barge-ins")
             for n in range(interruptions):
                 audio, text, onset_s = clips[n % len(clips)]
-                before = daemon.count("barge-in:")
+                before = daemon.count(BARGE_IN)
                 heard_before = daemon.count(": heard: ")
                 client.play(LONG)
                 deadline = time.monotonic() + 20
                 while room.speaking_since() < 1.2 and time.monotonic() < deadline:
                     time.sleep(0.02)
-                onset = room.say(audio) + int(onset_s * RATE)
-                if not daemon.wait_for("barge-in:", before + 1, 5):
+                start = room.say(audio)
+                onset, until = start + int(onset_s * RATE), start + len(audio)
+                noticed = daemon.wait_for(BARGE_IN, before + 1, 5)
+                logged = room.now  # the robot fades out right after it logs the barge-in
+                if not noticed:
                     result.missed += 1
                     log(f"  interruption {n + 1}: not noticed")
-                else:
-                    time.sleep(0.6)
-                    stop = room.silent_after(onset)
-                    if stop is not None:
-                        result.reactions_ms.append((stop - onset) * 1000.0 / RATE)
+                # what was heard: every turn that began while the person spoke (a pause
+                # after "Wait, stop." may end a turn there, and the rest is the next one)
+                deadline = time.monotonic() + 20
+                while room.now < max(until + RATE // 2, logged + RATE // 2) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                # stopped: quiet from then until well after it said so (its answer to the
+                # interruption, which may come while the person still talks, is a new reply)
+                stop = room.quiet_from(onset, logged + int(0.4 * RATE)) if noticed else None
+                reaction = "-" if stop is None else f"{(stop - onset) * 1000.0 / RATE:.0f} ms"
+                if stop is not None:
+                    result.reactions_ms.append((stop - onset) * 1000.0 / RATE)
                 if daemon.wait_for(": heard: ", heard_before + 1, 20):
-                    heard = daemon.last(": heard: ")
+                    while room.now < until + 4 * RATE and time.monotonic() < deadline:
+                        time.sleep(0.05)  # the rest of it, if a pause ended a turn early
+                    heard = " ".join(daemon.all(": heard: ")[heard_before:])
                     result.heard.append(heard)
                     result.wers.append(wer(text, heard))
                 said = daemon.count(": said: ")
                 daemon.wait_for(": said: ", said + 1, 30)  # its answer to the interruption
                 time.sleep(0.5)
-                reaction = f"{result.reactions_ms[-1]:.0f} ms" if result.reactions_ms else "-"
                 log(f"  interruption {n + 1}: reaction {reaction}, heard {result.heard[-1:]!r}")
         finally:
+            result.refused = daemon.count(REFUSED)
             daemon.stop()
-            (root / "daemon.log").write_text("\n".join(daemon.lines) + "\n", encoding="utf-8")
+            speaker, mic = room.recordings()
+            write_wav(root / "room-speaker.wav", speaker, RATE)
+            write_wav(root / "room-mic.wav", mic, RATE)
     return result
 
 
@@ -218,7 +242,8 @@ def report(runs: list[BargeInRun]) -> list[str]:
             f"  echo {run.gain_db:+.0f} dB: reaction median {s['reaction_median_ms']} ms, "
             f"p95 {s['reaction_p95_ms']} ms "
             f"over {len(run.reactions_ms)} (missed {run.missed}); WER {s['wer_mean']}; "
-            f"false barge-ins {run.false_barge_ins}/{run.replies} replies; "
+            f"false barge-ins {run.false_barge_ins}/{run.replies} replies "
+            f"({run.refused} more caught as echo); "
             f"ERLE {echo.get('erle_db')} dB; AEC {echo.get('cost_ms_per_10ms_frame')} ms per 10 ms frame"
         )
     return lines

@@ -87,6 +87,8 @@ class PulseServer:
             "--exit-idle-time=-1",
             "--disallow-exit",
             "--disable-shm=yes",
+            "--realtime=yes",  # as desktop sound servers run (rtkit); ignored where not allowed
+            "--high-priority=yes",
             f"--log-target=file:{self.log}",
             f"--load=module-native-protocol-unix socket={self.socket}",
             *(f"--load=module-null-sink sink_name={name} rate=48000" for name in self.sinks),

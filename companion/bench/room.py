@@ -6,8 +6,10 @@ passes it through a room impulse response (a direct path after ``delay_ms`` at
 person says, and writes the sum into the robot's microphone sink. Speaker, person
 and microphone share one timeline (the block count), so the moment the person
 starts and the moment the robot falls silent are measured on the same clock. The
-pipes in and out (``parec``/``pacat``, 10 ms buffers) add their own delay on top of
-``delay_ms``, so times measured on the timeline are upper bounds.
+pipes in and out (``parec``/``pacat``, ``pipe_ms`` buffers) add their own delay on top
+of ``delay_ms``, so times measured on the timeline are upper bounds. The room's thread,
+its pipes and the sound server run at real-time priority where the system allows it
+(as a room's air does not wait for the robot's CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from companion.audio.realtime import make_realtime
 from companion.bench.pulse import PulseServer
 
 RATE = 16000
@@ -58,7 +61,9 @@ class Room:
         mic: str = "mic",
         seed: int = 0,
         noise_dbfs: float = -65.0,
+        pipe_ms: int = 30,
     ) -> None:
+        self.pipe_ms = pipe_ms
         self.pulse = pulse
         self.ir = room_response(gain_db, delay_ms, rt60_s, seed)
         self.speaker, self.mic = speaker, mic
@@ -68,6 +73,7 @@ class Room:
         self._lock = threading.Lock()
         self._talks: list[Talk] = []
         self._blocks: list[tuple[np.ndarray, np.ndarray]] = []  # (speaker, mic) per block
+        self._levels: list[float] = []  # the speaker's level per block (dBFS)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -75,10 +81,18 @@ class Room:
     # ---- running ----------------------------------------------------------------------
 
     def start(self) -> Room:
-        fmt = ["--format=s16le", f"--rate={RATE}", "--channels=1", "--latency-msec=10", "--raw"]
-        src = subprocess.Popen(["parec", f"--device={self.speaker}", *fmt], env=self.pulse.env, stdout=subprocess.PIPE)
+        fmt = ["--format=s16le", f"--rate={RATE}", "--channels=1", f"--latency-msec={self.pipe_ms}", "--raw"]
+        src = subprocess.Popen(
+            ["parec", f"--device={self.speaker}", *fmt],
+            env=self.pulse.env,
+            stdout=subprocess.PIPE,
+            preexec_fn=make_realtime,
+        )
         dst = subprocess.Popen(
-            ["pacat", "--playback", f"--device={self.mic}", *fmt], env=self.pulse.env, stdin=subprocess.PIPE
+            ["pacat", "--playback", f"--device={self.mic}", *fmt],
+            env=self.pulse.env,
+            stdin=subprocess.PIPE,
+            preexec_fn=make_realtime,
         )
         self._procs = [src, dst]
         self._thread = threading.Thread(target=self._run, args=(src, dst), name="room", daemon=True)
@@ -87,6 +101,7 @@ class Room:
 
     def _run(self, src: subprocess.Popen[bytes], dst: subprocess.Popen[bytes]) -> None:
         assert src.stdout is not None and dst.stdin is not None
+        make_realtime()  # a room's air does not wait for the robot's CPU
         while not self._stop.is_set():
             data = src.stdout.read(BLOCK * 2)
             if not data or len(data) < BLOCK * 2:
@@ -104,6 +119,7 @@ class Room:
                         lo, hi = max(a, 0), min(a + BLOCK, len(talk.samples))
                         mic[lo - a : hi - a] += talk.samples[lo:hi]
                 self._blocks.append((played.astype(np.float32), mic.astype(np.float32)))
+                self._levels.append(float(20 * np.log10(np.sqrt(np.mean(played**2)) + 1e-9)))
             try:
                 dst.stdin.write((np.clip(mic, -1, 1) * 32767).astype("<i2").tobytes())
                 dst.stdin.flush()
@@ -154,22 +170,24 @@ class Room:
             return np.concatenate([b[0] for b in self._blocks]), np.concatenate([b[1] for b in self._blocks])
 
     def speaker_level_dbfs(self, start: int, end: int | None = None) -> np.ndarray:
-        """The speaker's level in 10 ms blocks over [start, end) of the timeline."""
-        speaker, _ = self.recordings()
-        x = speaker[start:end]
-        n = len(x) // BLOCK
-        blocks = x[: n * BLOCK].reshape(n, BLOCK).astype(np.float64)
-        return np.asarray(20 * np.log10(np.sqrt(np.mean(blocks**2, axis=1)) + 1e-9))
+        """The speaker's level in 10 ms blocks over [start, end) of the timeline (whole blocks).
 
-    def silent_after(self, start: int, *, floor_dbfs: float = -45.0, hold_s: float = 0.25) -> int | None:
-        """The first timeline sample after ``start`` where the speaker goes quiet for ``hold_s``."""
-        levels = self.speaker_level_dbfs(start)
-        hold = int(hold_s * 100)
-        quiet = levels < floor_dbfs
-        for i in range(len(quiet) - hold + 1):
-            if quiet[i : i + hold].all():
-                return start + i * BLOCK
-        return None
+        Read from levels kept as the room runs: the bench polls this every few milliseconds,
+        and going over the whole recording each time starved the room's own thread (its
+        pipes then ran dry, which moved the echo by milliseconds at a time)."""
+        with self._lock:
+            return np.asarray(self._levels[start // BLOCK : None if end is None else end // BLOCK])
+
+    def quiet_from(self, start: int, end: int, *, floor_dbfs: float = -45.0) -> int | None:
+        """The timeline sample in [start, end) from which the speaker stays quiet until ``end``.
+
+        None if it is still sounding at ``end`` (it never stopped). A pause between two
+        sentences is not a stop: the speaker sounds again after it."""
+        levels = self.speaker_level_dbfs(start, end)
+        loud = np.flatnonzero(levels >= floor_dbfs)
+        if len(levels) < (end - start) // BLOCK or (len(loud) and loud[-1] == len(levels) - 1):
+            return None
+        return start + (int(loud[-1]) + 1 if len(loud) else 0) * BLOCK
 
     def speaking_since(self, floor_dbfs: float = -40.0) -> float:
         """Seconds the speaker has been sounding without a pause of 300 ms (0 if silent now)."""

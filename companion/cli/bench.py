@@ -41,7 +41,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DEV",
         help="speaker: 'auto' (the default output if it opens, else files), 'none' (files), or an index/name",
     )
-    p.add_argument("--output-dir", type=Path, metavar="DIR", help="keep the replies here (file sink)")
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the replies here (file sink); with --barge-in: the daemon logs and the room recordings",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write the numbers as JSON")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw where the time goes (needs matplotlib)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold start / peak memory measurement")
@@ -165,6 +170,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def cmd_barge_in(args: argparse.Namespace) -> int:
+    import contextlib
     import tempfile
 
     from companion.bench.bargein import report, run_barge_in
@@ -173,7 +179,11 @@ def cmd_barge_in(args: argparse.Namespace) -> int:
     if args.replies < 0 or args.interruptions < 0:
         raise UserError("--replies and --interruptions must be 0 or more")
     runs = []
-    with tempfile.TemporaryDirectory(prefix="companion-barge-in-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.output_dir is not None:  # keep the daemon's logs and the room's recordings
+            tmp = str(args.output_dir)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="companion-barge-in-"))
         for gain in args.echo_db or [-6.0, 0.0]:
             print(f"echo at {gain:+.0f} dB ...", file=sys.stderr, flush=True)
             try:

@@ -173,6 +173,11 @@ class ListenWorker:
                 and reply.turn != self._interrupted_turn
                 and self._recent_voiced_ms(chunk.end_s) >= self.listen.barge_in_ms
             ):
+                if self.echo is not None and self.echo.is_echo():
+                    _log.info("not a barge-in: the robot's own echo got past the canceller")
+                    self.detector.reset()  # its echo is no turn either
+                    self.drafts.follow(self.detector)
+                    return
                 self._interrupted_turn = reply.turn
                 _log.info("barge-in: the user spoke over reply %d", reply.turn)
                 self.on_barge_in()
