@@ -34,9 +34,11 @@ system-deps:
 run: setup
 	$(BIN)/companion run
 
+# paced by the recording's clock (21 s), as a person talks: the speculative transcript runs in
+# the pauses, so the response times printed are what a user gets (--fast would add the STT to each)
 demo: setup
-	$(BIN)/companion run --input tests/fixtures/demo.wav --output-dir out/demo --fast --persona rocky
-	@echo "replies: out/demo/turn-*.wav, transcript: out/demo/transcript.jsonl"
+	$(BIN)/companion run --input tests/fixtures/demo.wav --output-dir out/demo --persona rocky
+	@echo "replies: out/demo/turn-*.wav, transcript: out/demo/transcript.jsonl (timings_ms.response: first reply sample - end of speech)"
 
 bench: setup-dev
 	$(BIN)/companion bench --json out/bench.json --plot out/bench.png

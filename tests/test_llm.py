@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from companion.config import LlmSettings
@@ -118,3 +120,53 @@ def test_shared_memory_keeps_its_budget_whatever_counts_the_tokens():
     memory.remember_spoken("what was said")
     assert memory.turns[-1][1] == "what was said"
     assert memory.reset(PersonaPrompt("someone else")) and memory.turns == []
+
+
+# ---- speculation: probes and prefills that never hold up the reply ------------------------
+
+
+def test_a_speculative_prefill_of_the_final_words_leaves_only_the_closing_tokens(chat):
+    chat.reset()
+    chat.prefill("Tell me about the moon.")  # the draft, while the turn's end is confirmed
+    list(chat.reply("Tell me about the moon."))
+    assert chat.last_evaluated_tokens <= 2
+
+
+def test_a_draft_the_user_went_on_from_costs_only_its_own_words_over_a_long_session(chat):
+    """Throwing a draft away must not disturb the persona and history in the KV cache."""
+    chat.reset()
+    evaluated = []
+    for i in range(10):
+        chat.prefill(f"Tell me about number {i} and")  # speculative: the user goes on after this
+        question = f"Tell me about number {i} and the moon."
+        "".join(chat.reply(question))
+        evaluated.append(chat.last_evaluated_tokens)
+        chat.prefill()  # the idle prefill after the reply, as the loop does
+    # only the words after the draft, the template's tokens, and (once) a trim of old turns
+    assert sorted(evaluated)[len(evaluated) // 2] <= 12, evaluated
+    assert sum(e > 12 for e in evaluated) <= 2, evaluated
+
+
+def test_stale_speculative_prefills_are_skipped_once_a_newer_one_comes(chat, caplog):
+    chat.reset()
+    pieces = chat.reply("Say hello.")
+    next(pieces)  # a reply is being written: the drafts below queue behind it
+    with caplog.at_level(logging.DEBUG, logger="companion.llm"):
+        for i in range(5):
+            chat.prefill(f"draft number {i} of what the user says", wait=False)
+        "".join(pieces)
+        chat.prefill(None)  # runs after every queued draft
+    skipped = [r for r in caplog.records if "speculative prefill skipped" in r.getMessage()]
+    assert len(skipped) == 4  # only the newest draft was read ahead
+
+
+def test_an_end_of_turn_probe_gives_up_instead_of_waiting_behind_a_reply(chat):
+    from companion.llm import LlmBusy
+
+    chat.reset()
+    pieces = chat.reply("Tell me a long story about a dragon.")
+    next(pieces)  # the LLM thread is writing this reply
+    with pytest.raises(LlmBusy, match="withdrawn"):
+        chat.end_of_turn_probability("What time is it", timeout_s=0.001)
+    "".join(pieces)
+    assert 0.0 <= chat.end_of_turn_probability("What time is it", timeout_s=None) <= 1.0

@@ -316,7 +316,7 @@ def test_a_truly_stuck_stage_is_reported_as_hung():
     )
     loop.start()
     for _ in range(200):
-        if loop.busy_since.get("companion-voice") is not None:
+        if loop.beats.busy_since.get("companion-voice") is not None:
             break
         threading.Event().wait(0.01)
     assert loop.hung_stages() == []

@@ -75,6 +75,17 @@ def test_rules_overrule_the_llm_only_when_the_draft_is_plainly_unfinished():
     assert combined.hold_ms("Tell me a joke") == 200
 
 
+def test_without_an_answer_in_time_the_rules_decide():
+    def busy(_: str) -> float:
+        raise TimeoutError("the LLM is busy")
+
+    combined = SyntaxThenLlm(SyntaxEnd(200, 1200), LlmEnd(busy, 200, 1200))
+    assert combined.hold_ms("Tell me a joke.") == 200  # complete by the rules
+    assert combined.hold_ms("Tell me a joke") == 700  # unsure: halfway
+    assert combined.hold_ms("I want to tell you about my") == 1200
+    assert LlmEnd(busy, 200, 1200).hold_ms("Tell me a joke") == 700
+
+
 def test_make_policy_builds_what_the_config_names():
     vad = VadSettings()
     assert isinstance(make_policy(replace(vad, end_of_turn="silence")), FixedEnd)
@@ -105,12 +116,13 @@ def chat():
     ],
 )
 def test_the_llm_finds_a_finished_sentence_likelier_to_end_the_turn(chat, complete, unfinished):
-    assert chat.end_of_turn_probability(complete) > 10 * chat.end_of_turn_probability(unfinished)
+    p_complete = chat.end_of_turn_probability(complete, timeout_s=None)  # what it says, however long it takes
+    assert p_complete > 10 * chat.end_of_turn_probability(unfinished, timeout_s=None)
 
 
 def test_after_the_probability_the_reply_only_evaluates_the_templates_closing_tokens(chat):
     text = "Tell me something nice about the moon"
-    p = chat.end_of_turn_probability(text)
+    p = chat.end_of_turn_probability(text, timeout_s=None)
     assert 0.0 <= p <= 1.0
     "".join(chat.reply(text))
     assert chat.last_evaluated_tokens <= 6  # <|im_end|>\n<|im_start|>assistant\n

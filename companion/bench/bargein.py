@@ -215,7 +215,7 @@ def run_barge_in(
                 if stop is not None:
                     result.reactions_ms.append((stop - onset) * 1000.0 / RATE)
                 if daemon.wait_for(": heard: ", heard_before + 1, 20):
-                    while room.now < until + 4 * RATE and time.monotonic() < deadline:
+                    while room.now < until + 6 * RATE and time.monotonic() < deadline:
                         time.sleep(0.05)  # the rest of it, if a pause ended a turn early
                     heard = " ".join(daemon.all(": heard: ")[heard_before:])
                     result.heard.append(heard)

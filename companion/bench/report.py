@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from companion.bench.results import (
@@ -13,9 +14,51 @@ from companion.bench.results import (
     STAGES,
     TARGETS,
     BenchResult,
+    TurnResult,
 )
 
 SCHEMA = "companion-bench/1"
+
+_CUT = re.compile(r"answered as (\d+) turns")
+
+
+def cut_note(pieces: int) -> str:
+    """How a turn the loop heard as several (the user was cut off) is marked in its error."""
+    return f"answered as {pieces} turns"
+
+
+def pieces(turn: TurnResult) -> int:
+    """How many turns the loop made of this one (2+: it cut the user off mid-turn)."""
+    found = _CUT.search(turn.error or "")
+    return int(found.group(1)) if found else 1
+
+
+def compare_alternate(result: BenchResult, flag: str, on: set[int]) -> list[str]:
+    """Response and first-token times with ``flag`` on (turns ``on``) and off, same run."""
+    out = [f"A/B in one run, {flag} on for every second turn:"]
+    for label, chosen in (("on", True), ("off", False)):
+        turns = [t for i, t in enumerate(result.turns) if (i in on) == chosen and t.response_ms is not None]
+        resp = stats([t.response_ms for t in turns if t.response_ms is not None])
+        first = stats([t.stages_ms["llm_first_token"] for t in turns if "llm_first_token" in t.stages_ms])
+        out.append(
+            f"  {flag} {label:3s}: response median {_ms(resp['median'])} ms, p95 {_ms(resp['p95'])} ms "
+            f"(n={resp['n']}); LLM first token median {_ms(first['median'])} ms, p95 {_ms(first['p95'])} ms"
+        )
+    return out
+
+
+def end_of_turn(result: BenchResult) -> dict[str, object]:
+    """The end-of-turn decision on its own: how long it waited after the true end of speech
+    (answered turns not cut), and how many turns it cut off (ended inside a pause)."""
+    cut = [t for t in result.turns if pieces(t) > 1]
+    waits = [t.stages_ms["vad_wait"] for t in result.turns if "vad_wait" in t.stages_ms and pieces(t) == 1]
+    return {
+        "policy": result.setup.get("end_of_turn"),
+        "wait_ms": stats(waits),
+        "cut_turns": len(cut),
+        "turns": len(result.turns),
+        "cut_rate": round(len(cut) / len(result.turns), 3) if result.turns else None,
+    }
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -64,6 +107,7 @@ def summarise(result: BenchResult) -> dict[str, object]:
         "response_ms": stats(response),
         "stages_ms": stages,
         "stage_share_pct": share,
+        "end_of_turn": end_of_turn(result),
     }
 
 
@@ -151,6 +195,16 @@ def format_report(result: BenchResult) -> str:
             f"  {label:22s} {_ms(st['median']):>8s} {_ms(st['p95']):>8s}   {pct:>6s}  "
             f"{STAGE_HELP.get(s) or EXTRA_HELP.get(s, '')}"
         )
+    alternate = result.setup.get("alternate")
+    if isinstance(alternate, dict):
+        lines += compare_alternate(result, str(alternate["flag"]), set(alternate["on"]))
+    eot = summary["end_of_turn"]
+    assert isinstance(eot, dict)
+    wait = eot["wait_ms"]
+    lines.append(
+        f"end of turn ({eot['policy'] or '?'}): waited median {_ms(wait['median'])} ms, p95 {_ms(wait['p95'])} ms "
+        f"after the true end of speech (n={wait['n']}); cut the user off in {eot['cut_turns']} of {eot['turns']} turns"
+    )
     cold = result.cold_start
     if cold is not None:
         if cold.error:

@@ -15,8 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from companion.bench.ab import alternate
 from companion.bench.coldstart import measure_cold_start
 from companion.bench.machine import LoadMeter, describe_machine
+from companion.bench.report import cut_note
 from companion.bench.results import BenchResult, TurnResult
 from companion.bench.session import PacedSession, PlayedTurn, Segment, load_room, load_segments
 from companion.config import Config, load_config
@@ -44,6 +46,9 @@ class BenchOptions:
     cold_start: bool = True
     overrides: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     """Config sections changed for this run, e.g. a stage on a remote (see companion.bench.remote)."""
+    alternate: str | None = None
+    """A :class:`~companion.loop.LoopOptions` flag (e.g. ``speculative_prefill``) switched on
+    for every second turn and off for the others: an A/B in one run, on one machine load."""
 
 
 class TimingSink:
@@ -144,7 +149,11 @@ def describe_models(config: Config, persona: Persona) -> dict[str, object]:
     engine = persona.voice.engine or tts.engine
     voice = persona.voice.piper_voice or tts.voice
     out["tts"] = f"{engine} {'en_US-joe-medium' if voice == 'default' and engine == 'piper' else voice}"
-    out["vad"] = f"webrtcvad mode {vad.aggressiveness}, end of turn after {vad.end_silence_ms} ms of silence"
+    if vad.end_of_turn == "silence":
+        ends = f"end of turn after {vad.end_silence_ms} ms of silence"
+    else:
+        ends = f"end of turn by {vad.end_of_turn}: {vad.min_end_silence_ms}-{vad.max_end_silence_ms} ms of silence"
+    out["vad"] = f"webrtcvad mode {vad.aggressiveness}, {ends}"
     return out
 
 
@@ -240,6 +249,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
             "fixtures": str(options.fixtures_dir),
             "turns": len(segments),
             "config": str(loaded.path),
+            "end_of_turn": config.vad.end_of_turn,
         }
         if options.overrides:
             result.setup["remote"] = {k: dict(v) for k, v in options.overrides.items()}
@@ -254,9 +264,13 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         )
         collector = _Collector()
         daemon.bus.subscribe(collector)
-        session.on_turn = lambda t: say(
-            f"turn {len(session.played)}/{len(segments)}: {t.segment.fixture}#{t.segment.index} {t.segment.text!r}"
-        )
+        flip = alternate(options.alternate, daemon, result)
+
+        def on_turn(t: PlayedTurn) -> None:
+            flip(len(session.played) - 1)
+            say(f"turn {len(session.played)}/{len(segments)}: {t.segment.fixture}#{t.segment.index} {t.segment.text!r}")
+
+        session.on_turn = on_turn
         say(f"loading models; then {len(segments)} turns in real time, replies to {sink_name}")
         try:
             loop = daemon.start()
@@ -271,7 +285,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         utt = None if record is None else collector.utterances.get(record.speech_end_s)
         turn = turn_result(played, record, utt, session, sink)
         if count > 1:
-            turn.error = f"{turn.error + '; ' if turn.error else ''}answered as {count} turns"
+            turn.error = f"{turn.error + '; ' if turn.error else ''}{cut_note(count)}"
         result.turns.append(turn)
     result.load = meter.stop()
     result.duration_s = time.monotonic() - started

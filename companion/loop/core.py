@@ -7,10 +7,8 @@ Four named workers, each owned by :class:`VoiceLoop` and ended by :meth:`stop`:
 - ``companion-voice``:  TTS, sentence by sentence -> play queue
 - ``companion-play``:   audio -> speaker; timings; turn finished
 
-Shared state lives in one :class:`LoopState`. The first sentence is synthesised and
-played while the LLM is still writing the rest. A stage that fails is logged; the
-persona's fallback line is said instead and the loop goes on. With barge-in, the user
-speaking over a reply cancels it in every stage and becomes the next turn.
+Shared state lives in one :class:`LoopState`. A failing stage is logged, the fallback
+line is said and the loop goes on; a barge-in cancels the reply in every stage.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from concurrent.futures import Future
 
 from companion.audio.echo_path import EchoPath
 from companion.config import ListenSettings
-from companion.loop.drafts import Drafts, answer_draft, prefill_quietly
+from companion.loop.drafts import Drafts, answer_draft, likely_over, prefill_quietly
 from companion.loop.jobs import AudioJob, InputEnded, PersonaJob, ReplyEnd, SayJob, SpeakJob, ThinkJob
 from companion.loop.listen import ListenWorker
 from companion.loop.options import LoopOptions
@@ -132,10 +130,6 @@ class VoiceLoop:
     def tts(self) -> Synthesizer:
         return self._think.tts
 
-    @property
-    def busy_since(self) -> dict[str, float | None]:
-        return self.beats.busy_since
-
     def hung_stages(self, now: float | None = None) -> list[str]:
         """Workers that have made no progress on their work for longer than the stage timeout."""
         return self.beats.hung(self.options.stage_timeout_s, now)
@@ -159,7 +153,7 @@ class VoiceLoop:
             clock=self.clock,
             echo_tail_s=self.listen.echo_tail_ms / 1000.0,
             cancelled=self._cut.is_set,
-            idle_state=self._idle_state,
+            idle_state=lambda: State.LISTENING if self.detector.in_speech else State.IDLE,
             on_finished=self._count_turn,
         )
         speak = SpeakWorker(
@@ -209,8 +203,7 @@ class VoiceLoop:
         return True
 
     def _fade(self) -> None:
-        fade = getattr(self.sink, "fade_out", None)
-        if fade is not None:
+        if (fade := getattr(self.sink, "fade_out", None)) is not None:
             fade(self.options.fade_ms / 1000.0)
 
     def set_muted(self, muted: bool) -> None:
@@ -233,12 +226,8 @@ class VoiceLoop:
         self._turns.put(PersonaJob(persona, tts, keep_memory))
 
     def say(self, text: str | Script, *, raw: bool = False, speed: float | None = None) -> TurnRecord:
-        """Speak ``text`` in character as a reply of its own (greetings, the control API).
-
-        ``raw`` skips the persona's style transform; ``speed`` overrides the voice's rate.
-        Queued behind the turn being answered; returns the turn's record, filled in as
-        the reply is spoken.
-        """
+        """Speak ``text`` in character as a reply of its own, queued behind the turn being answered
+        (``raw``: no style transform; ``speed``: the voice's rate). Its record fills in as it plays."""
         script = text if isinstance(text, Script) else prepare(self.persona, text, raw=raw)
         job = SayJob.of(script, self.state_, self.persona.name, speed)
         self._turns.put(job)
@@ -246,16 +235,13 @@ class VoiceLoop:
 
     # ---- plumbing ---------------------------------------------------------------------
 
-    def _idle_state(self) -> State:
-        return State.LISTENING if self.detector.in_speech else State.IDLE
-
     def _count_turn(self) -> None:
         self.turns_done += 1
 
     def _draft_heard(self, draft: Utterance, future: Future[str]) -> None:
         """A draft's transcript is in (on the STT thread): how long to wait, then maybe prefill."""
-        text = answer_draft(self.detector, self.end_of_turn, draft, future)
-        if self.options.speculative_prefill and text and self._turns.empty():
+        text, hold = answer_draft(self.detector, self.end_of_turn, draft, future)
+        if self.options.speculative_prefill and text and self._turns.empty() and likely_over(hold, self.detector):
             if self.listen.mode == "wake":
                 text = strip_wake_phrase(text, self._think.wake_phrases()) or ""
             prefill_quietly(self.chat, text)

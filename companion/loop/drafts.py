@@ -161,18 +161,36 @@ def hold_for(policy: EndOfTurn, draft_text: str, usual_ms: int) -> int:
         return usual_ms
 
 
-def answer_draft(detector: TurnDetector, policy: EndOfTurn | None, draft: Utterance, future: Future[str]) -> str:
-    """Tell a hinted detector how long ``draft``'s pause must last, from its transcript (returned)."""
+def answer_draft(
+    detector: TurnDetector, policy: EndOfTurn | None, draft: Utterance, future: Future[str]
+) -> tuple[str, int | None]:
+    """Tell a hinted detector how long ``draft``'s pause must last, from its transcript.
+
+    Returns the transcript and the hold it was given (None: no policy, or not hinted).
+    """
     if future.cancelled():
-        return ""
+        return "", None
     text = "" if future.exception() is not None else future.result()
-    if policy is not None and detector.hinted:
-        detector.set_hold(draft, hold_for(policy, text, detector.settings.end_silence_ms))
-    return text
+    if policy is None or not detector.hinted:
+        return text, None
+    hold = hold_for(policy, text, detector.settings.end_silence_ms)
+    detector.set_hold(draft, hold)
+    return text, hold
+
+
+def likely_over(hold_ms: int | None, detector: TurnDetector) -> bool:
+    """Worth starting the reply on the draft: the policy did not judge the user unfinished
+    (``hold_ms`` below ``vad.max_end_silence_ms``), or there is no policy to ask."""
+    return hold_ms is None or hold_ms < detector.settings.max_end_silence_ms
 
 
 def prefill_quietly(chat: Chat, text: str) -> None:
-    """Let the LLM read the likely words ahead (best effort: a failure only costs the speed-up)."""
+    """Let the LLM read the likely words ahead (best effort: a failure only costs the speed-up).
+
+    The reply to the same words then evaluates only the template's closing tokens; if the
+    user goes on, the next prompt shares the persona and history prefix with it, so only
+    the draft's own tokens are thrown away (the LLM skips a prefill a newer one replaced).
+    """
     if not text.strip():
         return
     try:
