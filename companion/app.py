@@ -20,7 +20,6 @@ from companion.vad import TurnDetector
 if TYPE_CHECKING:
     from companion.audio.echo import EchoReference
     from companion.audio.echo_path import EchoPath
-    from companion.llm import LlamaChat
     from companion.loop import VoiceLoop
 
 T = TypeVar("T")
@@ -52,13 +51,8 @@ class Models:
     load_ms: dict[str, float] = field(default_factory=dict)
 
 
-def load_models(config: Config, persona: Persona, *, warm: bool = True, defer_llm_warm: bool = False) -> Models:
-    """Load STT, LLM and TTS in parallel, the LLM once the STT weights are in (see below).
-
-    ``defer_llm_warm``: return before the local LLM has evaluated the persona prompt
-    (it does so next, on its own thread, before anything else is asked of it): the
-    daemon listens meanwhile, and a user's first turn takes longer than that.
-    """
+def load_models(config: Config, persona: Persona, *, warm: bool = True) -> Models:
+    """Load STT, LLM and TTS in parallel, the LLM once the STT weights are in (see below)."""
     from companion.remote.build import build_chat, build_stt
 
     times: dict[str, float] = {}
@@ -86,16 +80,8 @@ def load_models(config: Config, persona: Persona, *, warm: bool = True, defer_ll
     def chat() -> Chat:
         from companion.memory.build import ground
 
-        built = build_chat(config, persona_prompt(persona))
-        local = _local_llm(built)
-        if local is not None and defer_llm_warm:
-            local.warm_in_background = True  # the prefix is evaluated while the daemon starts listening
-        try:
-            # grounded in the persona's facts and the memory of the user (issue 14); ground() warms it
-            return ground(config, persona, built, warm=warm)
-        finally:
-            if local is not None:
-                local.warm_in_background = False  # persona swaps later wait for theirs
+        # grounded in the persona's facts and the memory of the user (issue 14); ground() warms it
+        return ground(config, persona, build_chat(config, persona_prompt(persona)), warm=warm)
 
     def tts() -> Synthesizer:
         synth = build_tts(config, persona)
@@ -120,16 +106,6 @@ def load_models(config: Config, persona: Persona, *, warm: bool = True, defer_ll
         times.get("tts", 0),
     )
     return models
-
-
-def _local_llm(chat: object) -> LlamaChat | None:
-    """The local llama.cpp model inside ``chat`` (itself, or a remote's fallback)."""
-    from companion.llm import LlamaChat
-
-    for candidate in (chat, getattr(chat, "local", None)):
-        if isinstance(candidate, LlamaChat):
-            return candidate
-    return None
 
 
 def release_freed_memory() -> None:

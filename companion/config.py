@@ -100,7 +100,9 @@ class LlmSettings:
     memory_tokens: int = setting(768, check=non_negative, doc="budget for earlier turns")
     max_reply_tokens: int = setting(96, check=positive, doc="reply length cap in tokens")
     max_sentences: int = setting(3, check=positive, doc="reply length cap in sentences")
-    threads: int = setting(2, check=positive, doc="CPU threads for the prompt and the first sentence")
+    threads: int = setting(
+        1, check=positive, doc="CPU threads for the prompt and first sentence (2: faster idle, stalls when busy)"
+    )
     threads_while_speaking: int = setting(
         1, check=positive, doc="CPU threads for the rest of the reply (leave a core to the TTS)"
     )

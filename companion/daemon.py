@@ -97,8 +97,7 @@ class Daemon:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> VoiceLoop:
-        # the LLM evaluates the persona prompt while the loop starts: a first turn comes later than that
-        models = load_models(self.config, self.persona, defer_llm_warm=True)
+        models = load_models(self.config, self.persona)
         self.models = models
         self.voices.put(self.persona, models.tts)
         warm = getattr(self.sink, "warm", None)

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -65,11 +65,6 @@ def resolve_model(model: str) -> Path:
     return path
 
 
-def _log_failure(job: Future[None]) -> None:
-    if not job.cancelled() and job.exception() is not None:
-        _log.error("evaluating the persona prefix failed: %s", job.exception())
-
-
 class LlamaChat:
     """A persona conversation on a llama.cpp model, streamed piece by piece."""
 
@@ -114,8 +109,6 @@ class LlamaChat:
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
         self.chat_memory = memory or ChatMemory(settings, prompt)
-        self.warm_in_background = False
-        """:meth:`warm` returns at once (start-up sets it while the daemon starts listening)."""
         self._prefix_cache = PrefixCache(
             prefix_cache or default_dir(), self.model_path, n_ctx=settings.context_tokens, kv="q8_0", flash_attn=True
         )
@@ -174,16 +167,8 @@ class LlamaChat:
     # ---- Chat protocol -----------------------------------------------------------------
 
     def warm(self) -> None:
-        """Evaluate the persona prefix now so the first turn finds it in the KV cache.
-
-        With :attr:`warm_in_background` it is only queued: every later call to the model
-        runs on the same thread, after it, so none can see a half-evaluated prefix.
-        """
-        job = self._worker.submit(self._warm)
-        if not self.warm_in_background:
-            job.result()
-        else:
-            job.add_done_callback(_log_failure)
+        """Evaluate the persona prefix now so the first turn finds it in the KV cache."""
+        self._worker.call(self._warm)
         self._worker.submit(self._end_tokens)  # for end-of-turn probes; after start-up, while idle
 
     def _warm(self) -> None:

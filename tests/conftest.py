@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from companion.config import Config, LlmSettings, SttSettings
+
+# The LLM keeps its evaluated persona prompt in $XDG_CACHE_HOME/companion/llm: the tests (and the
+# daemons they start) use a cache of their own, never the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="companion-tests-cache-")
 
 
 @pytest.fixture(scope="session")

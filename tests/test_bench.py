@@ -264,9 +264,9 @@ def test_the_json_has_a_stable_schema():
     assert set(data) == {"schema", "machine", "load", "models", "setup", "duration_s", "summary", "targets",
                          "cold_start", "turns"}  # fmt: skip
     assert set(data["targets"]) == {"response_median_ms", "response_p95_ms", "cold_start_s", "peak_rss_mb"}
-    assert data["targets"]["response_median_ms"] == {"value": 750.0, "target": 800.0, "met": True}
-    assert data["targets"]["response_p95_ms"]["met"] is True
-    assert data["targets"]["peak_rss_mb"] == {"value": 700.0, "target": 600.0, "met": False}
+    assert data["targets"]["response_median_ms"] == {"value": 750.0, "target": 600.0, "met": False}
+    assert data["targets"]["response_p95_ms"]["met"] is False  # 970 ms against 900
+    assert data["targets"]["peak_rss_mb"] == {"value": 700.0, "target": 500.0, "met": False}
     turn = data["turns"][0]
     assert set(turn) >= {"fixture", "index", "text", "true_end_s", "heard", "reply", "answered", "response_ms",
                          "stages_ms", "loop_timings_ms"}  # fmt: skip

@@ -80,9 +80,8 @@ PROMPT = PersonaPrompt("You are Pip, a small robot. Answer in one short sentence
 OTHER = PersonaPrompt("You are Max, a grumpy old lighthouse. Answer in one short sentence.", ())
 
 
-def _chat(prompt: PersonaPrompt, cache: Path, *, background: bool = False) -> LlamaChat:
+def _chat(prompt: PersonaPrompt, cache: Path) -> LlamaChat:
     c = LlamaChat(LlmSettings(temperature=0.0, context_tokens=512, max_reply_tokens=24), prompt, prefix_cache=cache)
-    c.warm_in_background = background
     c.warm()
     return c
 
@@ -105,10 +104,3 @@ def test_a_saved_prefix_of_another_persona_or_a_broken_file_changes_nothing(tmp_
     for state in (tmp_path / "b").glob("*.state"):
         state.write_bytes(b"not a llama.cpp state file")
     assert "".join(_chat(OTHER, tmp_path / "b").reply("How are you?")) == fresh
-
-
-@pytest.mark.slow
-def test_a_warm_up_left_in_the_background_is_done_before_the_first_reply(tmp_path):
-    fresh = "".join(_chat(PROMPT, tmp_path / "a").reply("What do you like?"))
-    background = _chat(PROMPT, tmp_path / "b", background=True)
-    assert "".join(background.reply("What do you like?")) == fresh

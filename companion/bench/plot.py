@@ -1,4 +1,4 @@
-"""Where the time goes: one stacked bar per turn, stages bottom to top, and the 0.8 s target.
+"""Where the time goes: one stacked bar per turn, stages bottom to top, and the response target.
 
 Needs matplotlib (``pip install 'companion[bench]'``); drawn with the Agg backend, so
 no display is needed.
