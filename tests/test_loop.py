@@ -325,3 +325,41 @@ def test_a_truly_stuck_stage_is_reported_as_hung():
     block.set()
     loop.stop()
     assert loop.wait(timeout=5)
+
+
+def test_the_first_clause_is_spoken_before_its_sentence_is_written_and_styled_as_part_of_it():
+    from companion.persona import SHIPPED_DIR, load_persona_file, transform_text
+
+    rocky = load_persona_file(SHIPPED_DIR / "rocky.yaml")
+    tts = ToneTTS()
+    order: list[str] = tts.events
+
+    def wait_for_tts() -> None:
+        if not tts.started.wait(timeout=10):
+            order.append("timeout: TTS did not start on the first clause")
+
+    chat = ScriptChat([["I have a question for you,", " do", wait_for_tts, " you like the ship? I like it."]])
+    chat.events = order
+    loop, events = make_loop(
+        ScriptSTT(["hi"]), chat, tts, pattern="_" * 10 + "#" * 30 + "_" * 30, persona=rocky, max_sentences=1
+    )
+    run(loop)
+    assert not [e for e in order if e.startswith("timeout")]
+    assert tts.said == ["I have question for you,", "do you like ship, question?"]  # two pieces, one sentence
+    record = finished(events)[0]
+    assert record.reply == "I have a question for you, do you like the ship?"
+    assert record.spoken == transform_text(rocky, record.reply)
+    assert "remember: I have a question for you, do you like the ship?" in order
+    assert {"first_sentence", "tts_first_audio"} <= set(record.timings_ms)
+
+
+def test_what_was_heard_of_a_reply_cut_in_its_second_piece():
+    from companion.loop.state import Reply
+    from companion.messages import TurnRecord
+
+    reply = Reply(TurnRecord(turn=1, speech_end_s=0.0, persona="Rocky"), ToneTTS())
+    reply.written = {0: "One two three four,", 1: "five six seven eight.", 2: "Nine."}
+    reply.played = {0: [(0.0, 1.0)], 1: [(1.0, 2.0)], 2: [(2.0, 2.5)]}
+    assert reply.heard_text() == "One two three four, five six seven eight. Nine."
+    reply.cut_at = 1.5
+    assert reply.heard_text() == "One two three four, five six"

@@ -95,6 +95,15 @@ def test_memory_goes_into_the_prompt_when_a_conversation_starts(store: MemorySto
         ("I come from Nova Terra. I fix things.", "I am from the planet Erid.", "home"),
         ("As an AI language model, I can not. I fix things.", "I fix things.", "ai-talk"),
         ("**Sure!** I fix things.", "Sure! I fix things.", ""),
+        # the first clause goes to the voice before its sentence ends; the check still sees sentences
+        ("I am a human being, from the planet Erid. I fix things.", "I am an Eridian, not a human.", "human"),
+        ("As an AI language model, I can not do that. I fix things.", "I fix things.", "ai-talk"),
+        (
+            "Oh my good friend, I come from Nova Terra. I fix things.",
+            "Oh my good friend, I am from the planet Erid.",
+            "home",
+        ),
+        ("Hello there my friend, I fix things. I fix things.", "Hello there my friend, I fix things.", ""),
     ],
 )
 def test_model_sentences_that_contradict_the_facts_are_replaced(

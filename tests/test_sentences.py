@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from companion.sentences import SentenceSplitter, clean_for_speech, split_sentences
 
@@ -83,3 +87,95 @@ def test_streaming_bounds_memory_for_endless_text():
         assert len(s._buffer) <= 2 * 100 + 5
     out += s.flush()
     assert sum(len(x.split()) for x in out) == 2000
+
+
+def _stream(text: str, words: int) -> tuple[list[str], str]:
+    s = SentenceSplitter(first_clause_words=words)
+    out: list[str] = []
+    for token in text.split(" "):  # as an LLM streams: a word and its space at a time
+        out += s.feed(token + " ")
+    return out + s.flush(), s.first_clause
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        (
+            "Well I think that is right, but ask Grace. She knows.",
+            ["Well I think that is right,", "but ask Grace.", "She knows."],
+        ),
+        ("Yes, I think that is right, but ask Grace.", ["Yes, I think that is right,", "but ask Grace."]),
+        ("Here is the plan for today: we fly to the ship.", ["Here is the plan for today:", "we fly to the ship."]),
+        ("I was going to say — never mind.", ["I was going to say —", "never mind."]),
+        ("Take exit no. 5 now, then turn left.", ["Take exit no. 5 now,", "then turn left."]),
+        ("Take exit no. 5 now.", ["Take exit no. 5 now."]),
+        ("It costs 3,000 dollars or so.", ["It costs 3,000 dollars or so."]),
+        ("Hello, friend.", ["Hello, friend."]),
+        (
+            "Short one. Then a much longer sentence, with a clause.",
+            ["Short one.", "Then a much longer sentence, with a clause."],
+        ),
+    ],
+)
+def test_the_first_clause_comes_out_early_once_it_has_enough_words(text, pieces):
+    out, first_clause = _stream(text, 4)
+    assert out == pieces
+    assert first_clause == (pieces[0] if not pieces[0].endswith((".", "?", "!")) else "")
+    assert " ".join(out) == " ".join(split_sentences(text))  # no word lost, none twice
+
+
+def test_the_first_clause_is_handed_on_as_soon_as_the_next_word_starts():
+    s = SentenceSplitter(first_clause_words=3)
+    assert s.feed("One two three,") == []  # "3,000"? a clause needs the space after its mark
+    assert s.feed(" four") == ["One two three,"]
+    assert s.first_clause == "One two three,"
+    assert s.feed(" five, six seven, eight.") == []
+    assert s.flush() == ["four five, six seven, eight."]  # later clauses wait for their sentence
+
+
+def test_without_first_clause_words_sentences_stay_whole():
+    out, first_clause = _stream("Well I think that is right, but ask Grace.", 0)
+    assert out == ["Well I think that is right, but ask Grace."] and first_clause == ""
+
+
+def test_a_first_clause_longer_than_a_sentence_may_be_is_cut_as_before():
+    text = "word " * 100 + ", and more."
+    out, first_clause = _stream(text, 4)
+    assert first_clause == ""
+    assert all(len(s) <= 240 for s in out)
+
+
+@given(
+    words=st.lists(
+        st.tuples(
+            st.sampled_from(["robot", "I'm", "Grace", "3,000", "no.", "5", "ship"]),
+            st.sampled_from(["", ",", ";", " —", ".", "?"]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    first=st.integers(min_value=0, max_value=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=50),
+)
+def test_a_first_clause_said_early_loses_and_repeats_no_word(words, first, cuts):
+    text = " ".join(w + mark for w, mark in words)
+
+    def stream(first_clause_words: int) -> tuple[list[str], str]:
+        s = SentenceSplitter(first_clause_words=first_clause_words)
+        out: list[str] = []
+        at = 0
+        for n in itertools.cycle(cuts):  # the text in pieces of varying length, as a model streams it
+            if at >= len(text):
+                break
+            out += s.feed(text[at : at + n])
+            at += n
+        return out + s.flush(), s.first_clause
+
+    early, clause = stream(first)
+    whole, _ = stream(0)
+    assert " ".join(early).split() == " ".join(whole).split()
+    if clause:
+        assert early[0] == clause and len(early) == len(whole) + 1
+        assert f"{early[0]} {early[1]}" == whole[0]
+    else:
+        assert early == whole

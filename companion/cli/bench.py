@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="draw where the time goes (needs matplotlib)")
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold start / peak memory measurement")
     p.add_argument(
+        "--alternate",
+        metavar="OPTION",
+        help="A/B in one run: switch a yes/no loop option (e.g. first_clause, speculative_prefill) on for every"
+        " second turn and off for the others; the report compares the two halves",
+    )
+    p.add_argument(
         "--remote",
         action="append",
         default=[],
@@ -124,6 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config=args.config,
         persona=args.persona,
         cold_start=not args.no_cold_start,
+        alternate=args.alternate,
     )
     if args.remote or args.compare_remote:
         from companion.bench.remote import cmd_remote

@@ -104,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         audio = to_int16(resample(samples, rate, STT_RATE))
         del samples
         source = FileSource(audio, block_ms=config.audio.block_ms, realtime=not args.fast)
+        print(pacing_note(args.input, len(audio) / STT_RATE, fast=args.fast), flush=True)
     else:
         from companion.audio.devices import resolve_device
 
@@ -161,6 +162,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.input is not None and writer.turns == 0:
         print(f"companion: no speech heard in {args.input} (no turn answered)", file=sys.stderr)
     return 0
+
+
+def pacing_note(path: Path, seconds: float, *, fast: bool) -> str:
+    """What the response times printed after each reply mean for a run on ``path``."""
+    if fast:
+        return (
+            f"{path.name}: not paced (--fast): the next turn comes as soon as the robot has answered, and the"
+            " transcription a live turn does during its end-of-turn pause adds to each (response time)"
+        )
+    return (
+        f"{path.name}: {seconds:.1f} s played in real time, as a person talks; (response time) = end of"
+        " your speech -> first sample of the reply, as a user would hear it"
+    )
 
 
 def _apply_log_level(args: argparse.Namespace, loaded: LoadedConfig) -> None:

@@ -98,6 +98,7 @@ class VoiceLoop:
             max_sentences=self.options.max_sentences,
             stage_timeout_s=self.options.stage_timeout_s,
             cancelled=self._cut.is_set,
+            first_clause=lambda: self.options.first_clause,
         )
         self.state_ = self._think.state
         self._listen = ListenWorker(

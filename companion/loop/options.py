@@ -23,6 +23,9 @@ class LoopOptions:
     long sessions: that was llama.cpp's 2-thread team stalling under load, and stale
     prefills queued in front of the reply; both are gone (``companion.llm.SIDE_THREADS``,
     newest prefill only). ``companion bench`` can A/B it in one run (``BenchOptions.alternate``)."""
+    first_clause: bool = True
+    """Hand a reply's first clause to the voice once it has ``FIRST_CLAUSE_WORDS`` words,
+    before the model has finished its sentence (see :mod:`companion.sentences`)."""
     reconnect_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
     """Waits between attempts to reopen a lost microphone (the last one repeats)."""
     barge_in: bool = False

@@ -51,6 +51,8 @@ class SpeakWorker:
 
     def _speak(self, job: SpeakJob) -> None:
         reply, sentence = job.reply, job.sentence
+        if not sentence.spoken.strip():  # the rest of a sentence whose words were all said already
+            return
         synth = reply.synth
         t = self.clock()
         for block in synth.synthesize(sentence.spoken, speed=reply.speed):

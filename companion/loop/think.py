@@ -1,5 +1,8 @@
 """The think worker: transcript -> wake check -> LLM stream -> sentences -> speak queue.
 
+A reply's first clause may go to the voice before the model has finished its
+sentence (:class:`companion.script.StreamScript`).
+
 It owns the conversation side of the loop: the persona, the chat model and the
 voice in use. Say jobs and persona swaps arrive on the same queue as turns, so
 they never interleave with a reply that is still being written.
@@ -18,8 +21,8 @@ from companion.loop.state import Heartbeats, LoopState, Reply
 from companion.loop.wake import strip_wake_phrase
 from companion.messages import PersonaPrompt, ReplySentence, State, Transcript, TurnRecord, Utterance
 from companion.persona import Persona
-from companion.script import spoken_form
-from companion.sentences import SentenceSplitter
+from companion.script import Piece, StreamScript, spoken_form
+from companion.sentences import FIRST_CLAUSE_WORDS
 from companion.stages import Chat, Clock, EventBus, Synthesizer
 from companion.worker import iterate_in_thread
 
@@ -35,6 +38,10 @@ def stream_with_timeout(
         yield from iterate_in_thread(make, name=name, timeout=timeout)
     except TimeoutError:
         raise StageTimeout(f"no reply from the language model in {timeout:g} s") from None
+
+
+def _sentences(pieces: list[Piece]) -> int:
+    return sum(p.ends_sentence for p in pieces)  # a first clause said early is not a sentence yet
 
 
 class ThinkWorker:
@@ -55,12 +62,15 @@ class ThinkWorker:
         max_sentences: int,
         stage_timeout_s: float,
         cancelled: Callable[[], bool],
+        first_clause: Callable[[], bool] = lambda: True,
     ) -> None:
         self.chat, self.tts, self.persona = chat, tts, persona
         self.state, self.beats, self.drafts, self.bus, self.clock = state, beats, drafts, bus, clock
         self.inbox, self.speech = inbox, speech
         self.listen = listen
         self.max_sentences = max_sentences
+        self.first_clause = first_clause
+        """Whether to say a reply's first clause before its sentence ends (read per reply)."""
         self.stage_timeout_s = stage_timeout_s
         self.cancelled = cancelled
         self._last: Reply | None = None
@@ -134,9 +144,10 @@ class ThinkWorker:
 
     def _put(self, reply: Reply, index: int, text: str, spoken: str, t_llm: float, *, fill: bool = True) -> None:
         record = reply.record
-        if index == 0 and "first_sentence" not in record.timings_ms:
+        if index == 0 and "first_sentence" not in record.timings_ms:  # or its first clause
             record.timings_ms["first_sentence"] = (self.clock() - t_llm) * 1000.0
-        reply.written[index] = text
+        if spoken.strip():  # a rest of a sentence styled to nothing is never heard
+            reply.written[index] = text
         sentence = ReplySentence(record.turn, index, text, spoken)
         if fill:
             record.reply = f"{record.reply} {text}".strip()
@@ -192,8 +203,9 @@ class ThinkWorker:
 
     def _stream_reply(self, reply: Reply, request: str) -> None:
         record = reply.record
-        splitter = SentenceSplitter()
-        sentences: list[str] = []
+        words = FIRST_CLAUSE_WORDS if self.first_clause() else 0
+        script = StreamScript(self.persona, first_clause_words=words)
+        pieces: list[Piece] = []  # handed to the voice
         t_llm = self.clock()
         stream = None
         try:
@@ -202,30 +214,34 @@ class ThinkWorker:
                 self.beats.beat(NAME, busy=True)  # progress: not hung
                 if "llm_first_token" not in record.timings_ms:
                     record.timings_ms["llm_first_token"] = (self.clock() - t_llm) * 1000.0
-                done = splitter.feed(piece)[: self.max_sentences - len(sentences)]
-                self._queue_sentences(reply, done, t_llm, len(sentences))
-                sentences += done
-                if len(sentences) >= self.max_sentences or reply.cancelled.is_set() or self.cancelled():
+                self._queue_pieces(reply, script.feed(piece), t_llm, pieces)
+                if _sentences(pieces) >= self.max_sentences or reply.cancelled.is_set() or self.cancelled():
                     break
             else:
-                rest = splitter.flush()[: self.max_sentences - len(sentences)]
-                self._queue_sentences(reply, rest, t_llm, len(sentences))
-                sentences += rest
+                self._queue_pieces(reply, script.flush(), t_llm, pieces)
         except Exception as exc:
             _log.exception("the language model failed")
             record.error = f"llm: {exc}"
-            if not sentences:
+            if not pieces:
                 self._queue_sentences(reply, [self.persona.fallback], t_llm, 0)
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
         record.timings_ms["llm_total"] = (self.clock() - t_llm) * 1000.0
-        if sentences:
-            self.chat.remember_spoken(" ".join(sentences))
-        if not sentences and record.error is None and not reply.cancelled.is_set():
+        if pieces:
+            self.chat.remember_spoken(" ".join(p.written for p in pieces))
+        if not pieces and record.error is None and not reply.cancelled.is_set():
             record.error = "llm: empty reply"
             self._queue_sentences(reply, [self.persona.fallback], t_llm, 0)
+
+    def _queue_pieces(self, reply: Reply, new: list[Piece], t_llm: float, pieces: list[Piece]) -> None:
+        """Hand ``new`` pieces to the voice, up to :attr:`max_sentences` complete sentences."""
+        for piece in new:
+            if _sentences(pieces) >= self.max_sentences:
+                return
+            self._put(reply, len(pieces), piece.written, piece.spoken, t_llm)
+            pieces.append(piece)
 
     def _prefill(self) -> None:
         """While the user listens to the reply: prepare the LLM for the next turn."""

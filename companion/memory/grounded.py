@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from companion.memory.answers import fact_answer, user_answer, user_name
-from companion.memory.check import ReplyCheck
+from companion.memory.check import ReplyCheck, Verdict
 from companion.memory.extract import NAME, extract
 from companion.memory.intents import MAX_WORDS, Intent, match_intent
 from companion.memory.prompt import grounded_prompt
@@ -40,7 +40,7 @@ from companion.memory.store import Item, MemoryStore
 from companion.memory.text import normalize
 from companion.messages import PersonaPrompt
 from companion.persona import Persona
-from companion.sentences import SentenceSplitter
+from companion.sentences import FIRST_CLAUSE_WORDS, SentenceSplitter, clean_for_speech
 from companion.stages import Chat
 
 _log = logging.getLogger(__name__)
@@ -160,13 +160,14 @@ class GroundedChat:
         if self._dirty or self._clear_history:  # no idle moment came since start-up or "forget me"
             self._push()
         check = ReplyCheck(self.persona if self.settings.check_replies else None, user_name(self.items()))
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(first_clause_words=FIRST_CLAUSE_WORDS)  # the loop may say it early
         spoken = 0
         info.overhead_ms = (time.perf_counter() - t0) * 1000.0
+        clause = _FirstClause(check)
         for piece in self.inner.reply(text):
             t = time.perf_counter()
             sentences = splitter.feed(piece)
-            out = [check(sentence) for sentence in sentences]
+            out = [clause.check(sentence, splitter.first_clause) for sentence in sentences]
             info.overhead_ms += (time.perf_counter() - t) * 1000.0
             for verdict in out:
                 if verdict.problem and verdict.problem != "empty":
@@ -174,7 +175,7 @@ class GroundedChat:
                 if verdict.text:
                     spoken += 1
                     yield verdict.text + " "
-        for verdict in map(check, splitter.flush()):
+        for verdict in (clause.check(s, splitter.first_clause) for s in splitter.flush()):
             if verdict.problem and verdict.problem != "empty":
                 info.problems.append(verdict.problem)
             if verdict.text:
@@ -273,3 +274,36 @@ class GroundedChat:
             _log.warning("no persona file has this prompt: facts and intents off until the next persona")
         self.persona = persona
         self._base = prompt
+
+
+class _FirstClause:
+    """Checks a reply whose first sentence may come in two pieces (its first clause early).
+
+    The check is about sentences: a first clause it rejects takes the rest of its
+    sentence with it ("As an AI language model, | I can not."), and the rest is checked
+    as part of the whole sentence, since the clause is already on its way to the voice.
+    """
+
+    def __init__(self, check: ReplyCheck) -> None:
+        self._check = check
+        self._pieces = 0
+        self._clause: tuple[str, bool] | None = None
+        """The first clause as written, and whether the check let it through."""
+
+    def check(self, text: str, first_clause: str) -> Verdict:
+        first, self._pieces = self._pieces == 0, self._pieces + 1
+        if first and first_clause:
+            verdict = self._check(text)
+            self._clause = (text, not verdict.problem)
+            return verdict
+        if self._clause is None:
+            return self._check(text)
+        clause, passed = self._clause
+        self._clause = None
+        if not passed:
+            return Verdict(None, "empty")  # its sentence was replaced or dropped already
+        whole = self._check(f"{clause} {text}")
+        if whole.problem:
+            return whole
+        rest = clean_for_speech(text)
+        return Verdict(rest) if rest else Verdict(None, "empty")
