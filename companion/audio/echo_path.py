@@ -22,7 +22,9 @@ class EchoPath:
     speech in echo 30 dB down. While the speaker plays, a block passes only if the
     filter took out less than ``gate_db`` of it and what is left is louder than
     ``floor_dbfs`` (someone else is talking), and only once the filter has learnt the
-    room (``trained_db`` of echo removed): until then the robot is half-duplex.
+    room (``trained_db`` of echo removed): until then the robot is half-duplex. Trust
+    needs a margin over ``gate_db``: a filter averaging 12 dB leaves many blocks under
+    10 dB, and a false barge-in came right after it was first trusted at 12 dB.
     """
 
     def __init__(
@@ -32,7 +34,8 @@ class EchoPath:
         *,
         lead_ms: float = 60.0,
         gate_db: float = 10.0,
-        trained_db: float = 12.0,
+        trained_db: float = 18.0,
+        retrust_db: float = 12.0,
         tail_s: float = 0.3,
         floor_dbfs: float = -40.0,
         check_s: float = 0.6,
@@ -45,6 +48,9 @@ class EchoPath:
         self.lead_s = lead_ms / 1000.0
         self.gate = 10.0 ** (gate_db / 10.0)
         self.trained_ratio = 10.0 ** (trained_db / 10.0)
+        self.retrust_ratio = 10.0 ** (retrust_db / 10.0)
+        """After the reference has followed a jump the filter keeps what it learnt: less proof."""
+        self._trust_ratio = self.trained_ratio
         self.tail_s = tail_s
         self.floor = 32768.0**2 * 10.0 ** (floor_dbfs / 10.0)  # per-sample energy of a block at that level
         self.trained = False
@@ -64,6 +70,10 @@ class EchoPath:
         self.moved_s = moved_ms / 1000.0
         """Before a barge-in: an echo this far off the measured delay is a move the finder has not
         confirmed yet (smaller ones are within the live delay's jitter)."""
+        self.moved_sharpness = 40.0
+        """...and the raw microphone's peak must be this sharp to say the echo moved (moves the bench
+        saw: 250-280; a person talking over the end of a reply once gave 25 at an impossible -97 ms,
+        and the reference followed it there)."""
         self.leak_sharpness = leak_sharpness
         """Before a barge-in: a cross-correlation peak this sharp, where the echo is, between what
         passed the filter and what was played means echo leaked (a person talking over the echo
@@ -80,6 +90,11 @@ class EchoPath:
         self.jump_blocks = 3
         self.jump_s = 0.1  # how far a jump is looked for
         self._retrust_blocks = 40  # far-end blocks of proof before the filter is trusted (again)
+        self.stuck_blocks = 200
+        """A filter still removing less than ``gate_db`` after this many far-end blocks is stuck
+        (read from a wrong place after a move, or diverged: the bench once saw 0-3 dB for 24 s
+        after a 1 ms follow); it starts again where the echo was last measured. A fresh start
+        learnt 18 dB within about 100 blocks in every bench session."""
         self._room = 0.0  # power per sample of the microphone while the speaker is silent
         self._rng = np.random.default_rng(0)
 
@@ -107,13 +122,19 @@ class EchoPath:
             self.aligned_for = delay
             self._distrust(f"its echo moved {moved:+.1f} ms")
             return
+        self._start_again(delay)
+
+    def _start_again(self, delay: float) -> None:
+        """Read the reference ``lead_ms`` ahead of an echo at ``delay`` and learn the room anew."""
         self.delay_known = True
         lead = min(self.lead_s, delay) if delay > 0.01 else 0.01  # the reference must not be late
         self.shift_s = delay - lead
         self.aligned_for = delay
         self.canceller.reset()  # the filter learnt the old alignment
+        self._trust_ratio = self.trained_ratio
         self.trained = False
         self._far_blocks = 0
+        self._in = self._out = 0.0
 
     def clean(self, samples: Int16Array, captured_at: float | None) -> Int16Array:
         if captured_at is None:
@@ -150,11 +171,24 @@ class EchoPath:
             not self.trained
             and self.delay_known
             and self._far_blocks > self._retrust_blocks
-            and self._in > self.trained_ratio * self._out
+            and self._in > self._trust_ratio * self._out
         ):
             self.trained = True
             _log.info("echo canceller has learnt the room (%.0f dB removed)", 10 * np.log10(self._in / self._out))
-            self._retrust_blocks = 40
+            self._retrust_blocks, self._trust_ratio = 40, self.trained_ratio
+        elif (
+            self.delay_known
+            and not self.trained
+            and self._far_blocks >= self.stuck_blocks
+            and self._in < self.gate * self._out
+        ):
+            _log.info(
+                "echo canceller removes %.1f dB after %d blocks of the speaker: learning the room anew",
+                10 * np.log10(self._in / self._out),
+                self._far_blocks,
+            )
+            self._start_again(self.aligned_for)
+            self.delay.hurry()
         self._watch_for_a_jump(e_in, e_out, len(out))
         passed = self.trained and e_in < self.gate * e_out and e_out > self.floor * len(out)
         self._note(e_in, e_out, passed=passed)
@@ -183,7 +217,7 @@ class EchoPath:
         mic = np.concatenate([b for _, b in self._raw])
         span = len(mic) + int((self.delay.max_delay_s - self.delay.min_delay_s) * self.reference.rate)
         played = self.reference.read(start - self.delay.max_delay_s, span)
-        at = self.delay.peak(mic, played, sharpness=12.0)
+        at = self.delay.peak(mic, played, sharpness=self.moved_sharpness)
         left = self.delay.peak(np.concatenate(self._out_kept), played, sharpness=0.0)
         _log.debug(
             "barge-in check: microphone peak %s, after the filter %s (delay %.1f ms)", at, left, 1000 * self.aligned_for
@@ -235,7 +269,7 @@ class EchoPath:
         self.shift_s += delay - self.aligned_for
         self.aligned_for = delay
         self.delay.assume(delay)
-        self._retrust_blocks = 10
+        self._retrust_blocks, self._trust_ratio = 10, self.retrust_ratio
         self._in = self._out = 0.0
 
     def _watch_timelines(self, captured_at: float, n: int) -> None:
