@@ -126,6 +126,9 @@ def test_each_played_turn_gets_the_reply_to_its_own_speech():
     split_b = TurnRecord(turn=3, heard="two more", speech_end_s=9.1)
     matched = match_turns(played, [first, split_a, split_b], session_end_s=20.0)
     assert [(m[1], m[2]) for m in matched] == [(first, 1), (split_b, 2), (None, 0)]
+    dropped = TurnRecord(turn=2, heard="two", speech_end_s=7.0, interrupted=True)  # the user went on: unheard
+    matched = match_turns(played, [first, dropped, split_b], session_end_s=20.0)
+    assert [(m[1], m[2]) for m in matched] == [(first, 1), (split_b, 1), (None, 0)]
 
 
 class _NullSink:

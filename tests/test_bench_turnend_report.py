@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from companion.bench.ab import alternate
-from companion.bench.report import cut_note, end_of_turn, format_report, pieces, to_json
+from companion.bench.report import cut_note, end_of_turn, format_report, pieces, to_json, was_cut
 from companion.bench.results import BenchResult, TurnResult
 from companion.loop import LoopOptions
 
@@ -32,6 +32,14 @@ def _result() -> BenchResult:
 def test_a_turn_heard_as_several_counts_as_cut_off():
     assert pieces(_turn("x", 1.0, 1.0, error=f"no audio played; {cut_note(3)}")) == 3
     assert pieces(_turn("x", 1.0, 1.0)) == 1
+
+
+def test_a_reply_heard_before_the_user_finished_counts_as_cut_off():
+    """ "That sounds lovely. [pause] Goodbye for now!" answered as one turn whose reply began
+    during "Goodbye for now!": the user was talked over, though the loop made one turn of it."""
+    assert was_cut(_turn("x", -542.0, -950.0))
+    assert not was_cut(_turn("x", 300.0, 200.0))
+    assert not was_cut(_turn("x", None, 200.0))
 
 
 def test_the_end_of_turn_wait_and_cut_offs_are_reported_on_their_own():

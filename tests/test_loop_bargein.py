@@ -28,37 +28,47 @@ class LongTTS(ToneTTS):
         yield (0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 220)).astype(np.float32)
 
 
-def loop_with_burst(burst_frames: int, *, barge_in: bool = True, replies=None):
-    """A turn, then ``burst_frames`` of voice while the robot is speaking its reply."""
-    first = 10 + 30 + 12
-    pattern = "_" * 10 + "#" * 30 + "_" * 12 + "#" * burst_frames + "_" * 40
+def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: LoopOptions):
+    """A live loop on a '#'/'_' pattern of 30 ms frames, paced by ``gate``; (loop, events, sink)."""
     chunks, _ = speech_pattern(pattern)
     sink = PacedSink()
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(events.append)
-    loop: VoiceLoop
+    loop = VoiceLoop(
+        source=ListSource(chunks, live=True, gate=gate),
+        sink=sink,
+        detector=TurnDetector(VadSettings(end_silence_ms=300), classifier=PatternVad()),
+        stt=ScriptSTT(heard),
+        chat=chat,
+        tts=LongTTS(),
+        persona=PERSONA,
+        listen=ListenSettings(barge_in_ms=250),
+        options=options,
+        bus=bus,
+    )
+    return loop, events, sink
+
+
+def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=None):
+    """A turn, then ``burst_frames`` of voice (or that pattern) while the robot is speaking its reply."""
+    first = 10 + 30 + 12
+    burst = "#" * burst_frames if isinstance(burst_frames, int) else burst_frames
+    sink_playing = threading.Event()
 
     def gate(i: int) -> None:
         if i == first:  # the interruption starts once the robot has been speaking a while
-            assert sink.playing.wait(5)
+            assert sink_playing.wait(5)
             threading.Event().wait(0.2)
         if i >= first:
             threading.Event().wait(0.03)  # from here on, the mic runs in real time
 
     chat = ScriptChat(replies or [LONG, "Yes, I stop."])
-    loop = VoiceLoop(
-        source=ListSource(chunks, live=True, gate=gate),
-        sink=sink,
-        detector=TurnDetector(VadSettings(end_silence_ms=300), classifier=PatternVad()),
-        stt=ScriptSTT(["tell me a story", "wait stop"]),
-        chat=chat,
-        tts=LongTTS(),
-        persona=PERSONA,
-        listen=ListenSettings(barge_in_ms=250),
-        options=LoopOptions(barge_in=barge_in),
-        bus=bus,
+    pattern = "_" * 10 + "#" * 30 + "_" * 12 + burst + "_" * 40
+    loop, events, sink = make_loop(
+        pattern, gate, chat, ["tell me a story", "wait stop"], LoopOptions(barge_in=barge_in)
     )
+    sink_playing = sink.playing
     return loop, events, sink, chat
 
 
@@ -98,6 +108,16 @@ def test_a_cough_shorter_than_barge_in_ms_does_not_interrupt():
     records = finished(events)
     assert [r.heard for r in records] == ["tell me a story"]
     assert not records[0].interrupted and "fade" not in sink.events
+
+
+def test_a_short_turn_in_two_runs_of_voice_interrupts_when_it_ends():
+    """ "Wait, stop." said in two short runs (150 ms, a pause, 150 ms): never 250 ms of voice in
+    375 ms, but the turn it makes is one to answer now, so the robot stops when it ends."""
+    loop, events, sink, _ = loop_with_burst("#" * 5 + "_" * 8 + "#" * 5)
+    loop.run()
+    records = finished(events)
+    assert [r.heard for r in records] == ["tell me a story", "wait stop"]
+    assert records[0].interrupted and "fade" in sink.events
 
 
 def test_half_duplex_ignores_the_user_while_speaking():
@@ -165,3 +185,41 @@ def test_the_greeting_is_said_at_start_in_the_persona_style():
     loop.run()
     assert tts.said == ["Are you there, question?"]
     assert finished(events)[0].spoken == "Are you there, question?"
+
+
+def went_on_loop(burst: str, *, resume: bool = True):
+    """A turn, a pause just long enough to end it, then ``burst`` before the (slow) reply is heard."""
+    chat = ScriptChat([[lambda: threading.Event().wait(1.2), LONG], "Yes, goodbye."])
+    pattern = "_" * 10 + "#" * 30 + "_" * 12 + burst + "_" * 60
+    real_time = lambda _i: threading.Event().wait(0.03)  # noqa: E731
+    options = LoopOptions(resume_turns=resume)
+    loop, events, sink = make_loop(pattern, real_time, chat, ["that sounds lovely", "goodbye for now"], options)
+    return loop, events, sink, chat
+
+
+def test_a_user_who_goes_on_before_the_reply_is_heard_is_not_talked_over():
+    """ "That sounds lovely. [pause] Goodbye for now!": the pause ended the turn, but the user went
+    on before the reply was heard; the reply is dropped unheard and the rest is the next turn."""
+    loop, events, sink, chat = went_on_loop("#" * 20)
+    loop.run()
+    assert loop.error is None
+    records = finished(events)
+    assert [r.heard for r in records] == ["that sounds lovely", "goodbye for now"]
+    assert records[0].interrupted and not records[0].heard_reply
+    assert list(sink.replies) == [records[1].turn]  # only the second reply was ever played
+    assert "remember: —" in chat.events
+
+
+def test_a_knock_after_the_turn_does_not_drop_the_reply():
+    loop, events, sink, _ = went_on_loop("#" * 4)  # 120 ms
+    loop.run()
+    records = finished(events)
+    assert [r.heard for r in records] == ["that sounds lovely"]
+    assert not records[0].interrupted and list(sink.replies) == [records[0].turn]
+
+
+def test_without_resume_turns_the_reply_is_played_over_the_user():
+    loop, events, sink, _ = went_on_loop("#" * 20, resume=False)
+    loop.run()
+    records = finished(events)
+    assert not records[0].interrupted and records[0].turn in sink.replies

@@ -21,7 +21,8 @@ class EchoPath:
     cancellers) silences blocks that are only echo, since a voice detector still hears
     speech in echo 30 dB down. While the speaker plays, a block passes only if the
     filter took out less than ``gate_db`` of it and what is left is louder than
-    ``floor_dbfs`` (someone else is talking), and only once the filter has learnt the
+    ``floor_dbfs`` (someone else is talking; see ``double_talk_db`` for a filter that removes
+    far more than ``gate_db``), and only once the filter has learnt the
     room (``trained_db`` of echo removed): until then the robot is half-duplex. Trust
     needs a margin over ``gate_db``: a filter averaging 12 dB leaves many blocks under
     10 dB, and a false barge-in came right after it was first trusted at 12 dB.
@@ -42,11 +43,17 @@ class EchoPath:
         agree_ms: float = 3.0,
         moved_ms: float = 10.0,
         leak_sharpness: float = 25.0,
+        double_talk_db: float = 6.0,
     ) -> None:
         self.canceller = canceller
         self.reference = reference
         self.lead_s = lead_ms / 1000.0
         self.gate = 10.0 ** (gate_db / 10.0)
+        self.double_talk = 10.0 ** (double_talk_db / 10.0)
+        """A trusted filter that removes ``double_talk_db`` less of a block than it has lately
+        removed of the echo alone heard someone else too: the block passes even above ``gate_db``
+        (offline, 10 voices over the robot: onset to barge-in p95 543 -> 475 ms at -6 dB,
+        472 -> 316 ms at 0 dB; no echo-only block more got through)."""
         self.trained_ratio = 10.0 ** (trained_db / 10.0)
         self.retrust_ratio = 10.0 ** (retrust_db / 10.0)
         """After the reference has followed a jump the filter keeps what it learnt: less proof."""
@@ -190,7 +197,8 @@ class EchoPath:
             self._start_again(self.aligned_for)
             self.delay.hurry()
         self._watch_for_a_jump(e_in, e_out, len(out))
-        passed = self.trained and e_in < self.gate * e_out and e_out > self.floor * len(out)
+        gate = max(self.gate, self._in / (self._out * self.double_talk)) if self.trained else self.gate
+        passed = self.trained and e_in < gate * e_out and e_out > self.floor * len(out)
         self._note(e_in, e_out, passed=passed)
         if passed:
             return out  # more than echo: the user is speaking

@@ -33,6 +33,12 @@ def pieces(turn: TurnResult) -> int:
     return int(found.group(1)) if found else 1
 
 
+def was_cut(turn: TurnResult) -> bool:
+    """The user was cut off: the turn was answered in pieces, or the reply was heard before
+    the user had finished (the rest of what they said was talked over, or lost)."""
+    return pieces(turn) > 1 or (turn.response_ms is not None and turn.response_ms < 0)
+
+
 def compare_alternate(result: BenchResult, flag: str, on: set[int]) -> list[str]:
     """Response and first-token times with ``flag`` on (turns ``on``) and off, same run."""
     out = [f"A/B in one run, {flag} on for every second turn:"]
@@ -50,8 +56,8 @@ def compare_alternate(result: BenchResult, flag: str, on: set[int]) -> list[str]
 def end_of_turn(result: BenchResult) -> dict[str, object]:
     """The end-of-turn decision on its own: how long it waited after the true end of speech
     (answered turns not cut), and how many turns it cut off (ended inside a pause)."""
-    cut = [t for t in result.turns if pieces(t) > 1]
-    waits = [t.stages_ms["vad_wait"] for t in result.turns if "vad_wait" in t.stages_ms and pieces(t) == 1]
+    cut = [t for t in result.turns if was_cut(t)]
+    waits = [t.stages_ms["vad_wait"] for t in result.turns if "vad_wait" in t.stages_ms and not was_cut(t)]
     return {
         "policy": result.setup.get("end_of_turn"),
         "wait_ms": stats(waits),

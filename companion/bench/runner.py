@@ -192,6 +192,11 @@ def turn_result(
     return result
 
 
+def _unheard(record: TurnRecord) -> bool:
+    """A reply dropped before a word of it was played (the user went on talking)."""
+    return record.interrupted and not record.heard_reply
+
+
 def match_turns(
     played: list[PlayedTurn], records: list[TurnRecord], session_end_s: float
 ) -> list[tuple[PlayedTurn, TurnRecord | None, int]]:
@@ -200,7 +205,7 @@ def match_turns(
     out = []
     for i, turn in enumerate(played):
         until = played[i + 1].start_s if i + 1 < len(played) else session_end_s
-        mine = [r for r in records if r.heard and turn.start_s <= r.speech_end_s < until]
+        mine = [r for r in records if r.heard and not _unheard(r) and turn.start_s <= r.speech_end_s < until]
         best = min(mine, key=lambda r: abs(r.speech_end_s - turn.true_end_s), default=None)
         out.append((turn, best, len(mine)))
     return out

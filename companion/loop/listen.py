@@ -160,7 +160,25 @@ class ListenWorker:
             window.popleft()
         return voiced - window[0][1] if window[0][0] <= horizon else voiced
 
+    def _went_on(self, now_s: float, heard: list[Utterance], voiced_before: float) -> None:
+        """The user talks again before the reply to their turn was heard ("That sounds lovely.
+        [a pause] Goodbye for now!"): the reply waits, and is dropped once this is a voice of
+        ``barge_in_ms`` (the next turn carries on; the model sees both). A shorter sound lets it go."""
+        state = self.state
+        if state.holding:
+            if self._recent_voiced_ms(now_s) >= self.listen.barge_in_ms or (
+                heard and voiced_before >= self.listen.barge_in_ms
+            ):
+                reply = state.interrupt()
+                if reply is not None:
+                    _log.info("the user went on talking: reply %d dropped before it was heard", reply.turn)
+            elif not self.detector.in_speech:
+                state.release()
+        elif self.detector.in_speech and state.hold():
+            _log.debug("the user is talking again: the reply waits")
+
     def _hear(self, chunk: AudioChunk) -> None:
+        voiced_before = self.detector.voiced_ms
         heard = self.detector.feed(chunk)
         draft = self.detector.take_draft()
         if draft is not None and self.options.speculative_stt:
@@ -168,19 +186,26 @@ class ListenWorker:
             self.drafts.start(draft, None if on_draft is None else functools.partial(on_draft, draft))
         if self.barge_in and self.state.speaking:
             reply = self.state.reply
-            if (
-                reply is not None
-                and reply.turn != self._interrupted_turn
-                and self._recent_voiced_ms(chunk.end_s) >= self.listen.barge_in_ms
-            ):
-                if self.echo is not None and self.echo.is_echo():
-                    _log.info("not a barge-in: the robot's own echo got past the canceller")
-                    self.detector.reset()  # its echo is no turn either
-                    self.drafts.follow(self.detector)
-                    return
-                self._interrupted_turn = reply.turn
-                _log.info("barge-in: the user spoke over reply %d", reply.turn)
-                self.on_barge_in()
+            if reply is not None and reply.turn != self._interrupted_turn:
+                # A voice held for barge_in_ms, or a whole turn heard over the reply ("Wait, stop."
+                # and a pause: its voice came in two short runs, but it is a turn to answer now).
+                held = self._recent_voiced_ms(chunk.end_s) >= self.listen.barge_in_ms
+                if held or (heard and voiced_before >= self.listen.barge_in_ms):
+                    if self.echo is not None and self.echo.is_echo():
+                        _log.info("not a barge-in: the robot's own echo got past the canceller")
+                        self.detector.reset()  # its echo is no turn either
+                        self.drafts.follow(self.detector)
+                        return
+                    self._interrupted_turn = reply.turn
+                    _log.info("barge-in: the user spoke over reply %d%s", reply.turn, "" if held else " (a whole turn)")
+                    self.on_barge_in()
+                elif heard:
+                    _log.debug(
+                        "a turn too short to interrupt the robot (under %d ms of voice)", self.listen.barge_in_ms
+                    )
+                    heard = []
+        elif self.options.resume_turns and self.state.reply is not None:
+            self._went_on(chunk.end_s, heard, voiced_before)
         if heard:
             self._queue(heard)
             if self.state.state in (State.IDLE, State.LISTENING):

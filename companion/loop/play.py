@@ -17,6 +17,9 @@ from companion.stages import AudioSink, Clock, EventBus
 
 _log = logging.getLogger(__name__)
 NAME = "companion-play"
+MAX_HOLD_S = 2.0
+"""Longest a reply waits for a user who started talking again to be judged (a voice of
+``listen.barge_in_ms`` drops it; a sound that is no turn lets it go)."""
 
 
 class PlayWorker:
@@ -67,8 +70,9 @@ class PlayWorker:
         reply, audio = item.reply, item.audio
         turn = reply.turn
         if turn not in self._started:
+            if not self.state.speaking_started(reply, MAX_HOLD_S):
+                return  # the user went on talking: the reply was dropped before a word of it
             self._started.add(turn)
-            self.state.speaking_started()
             self.sink.begin(turn)
             self.state.set(State.SPEAKING)
         now = self.clock()

@@ -8,12 +8,15 @@ barge-in or shutdown can cancel at any stage.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from companion.messages import State, StateChange, TurnRecord
 from companion.stages import Clock, EventBus, Synthesizer
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +99,8 @@ class LoopState:
         self._turn = 0
         self._reply: Reply | None = None
         self._speaking = False
+        self._held = threading.Condition(self._lock)
+        self._holding = False
         self._deaf_until = 0.0
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -153,9 +158,39 @@ class LoopState:
     def reply(self) -> Reply | None:
         return self._reply
 
-    def speaking_started(self) -> None:
+    def speaking_started(self, reply: Reply, max_hold_s: float) -> bool:
+        """The reply's first audio is ready: speak, unless the user has gone on talking.
+
+        While :meth:`hold` is in force (the user started again after the turn ended) the
+        reply waits, at most ``max_hold_s``; False if it was dropped meanwhile."""
         with self._lock:
+            if self._holding:
+                _log.debug("reply %d waits: the user is talking", reply.turn)
+                self._held.wait_for(lambda: not self._holding or reply.cancelled.is_set(), max_hold_s)
+            if reply.cancelled.is_set():
+                return False
+            self._holding = False
             self._speaking = True
+            return True
+
+    def hold(self) -> bool:
+        """The user started talking again before the reply to their last turn was heard:
+        keep it from starting until :meth:`release` (or :meth:`interrupt`). True if held."""
+        with self._lock:
+            reply = self._reply
+            if self._speaking or reply is None or not reply.record.heard or reply.cancelled.is_set():
+                return False  # a say job is no answer to the user: it is not held
+            self._holding = True
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._holding = False
+            self._held.notify_all()
+
+    @property
+    def holding(self) -> bool:
+        return self._holding
 
     def speaking_ended(self, reply: Reply, echo_tail_s: float) -> None:
         with self._lock:
@@ -180,4 +215,6 @@ class LoopState:
                 return None
             reply.cut_at = self._clock()
             reply.cancelled.set()
+            self._holding = False
+            self._held.notify_all()
             return reply
