@@ -155,7 +155,12 @@ def build_loop(
         tts=models.tts,
         persona=persona,
         listen=config.listen,
-        options=LoopOptions(max_sentences=config.llm.max_sentences, barge_in=barge_in, greet=greet),
+        options=LoopOptions(
+            max_sentences=config.llm.max_sentences,
+            barge_in=barge_in,
+            greet=greet,
+            resume_turns=config.listen.resume,
+        ),
         bus=bus,
         clock=clock,
         echo=echo,

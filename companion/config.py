@@ -66,6 +66,9 @@ class ListenSettings:
     echo_tail_ms: int = setting(400, check=non_negative, doc="...and for this long after")
     barge_in: bool | None = setting(None, doc="talking over the robot interrupts it; null = on unless echo_cancel: off")
     barge_in_ms: int = setting(250, check=between(60, 2000), doc="voiced audio that counts as an interruption (ms)")
+    resume: bool = setting(
+        True, doc="the user talking again before the reply is heard drops it (they had not finished)"
+    )
 
 
 @dataclass(frozen=True)
