@@ -110,3 +110,17 @@ def test_a_decode_cut_by_its_cap_keeps_what_was_said_once_and_distrusts_the_rest
     assert _words_within([*said, at(2.0), 2, 3], ts, eot, seconds=2.5) == [1, 2, 3]  # a loop, cut by the cap
     assert _words_within([*said, at(2.0), 4, 5], ts, eot, seconds=2.5) is None  # new words, cut: not trusted
     assert _words_within([*said, at(2.0), 4, at(3.5), at(3.5), 6, 7], ts, eot, seconds=2.5) == [1, 2, 3, 4]
+
+
+def test_the_15_s_retry_window_hears_what_the_30_s_window_hears(stt):
+    """A distrusted short-window decode is redone in 15 s (a third of the 30 s window's peak
+    memory): on unseen voices its words are the 30 s window's, and in 30 s it is that decode."""
+    from companion.stt import RETRY_WINDOW_FRAMES
+
+    turns = [(audio, text) for audio, text in _unseen_turns() if len(audio) <= 5 * 16000]
+    assert len(turns) >= 20
+    retry = [wer(text, stt._transcribe_window(audio, RETRY_WINDOW_FRAMES)) for audio, text in turns]
+    full = [wer(text, stt._transcribe_full(audio)) for audio, text in turns]
+    assert sum(retry) / len(turns) <= sum(full) / len(turns) + 0.01, list(zip(retry, full, strict=True))
+    same = [normalise(stt._transcribe_window(a, 3000)) == normalise(stt._transcribe_full(a)) for a, _ in turns[:8]]
+    assert sum(same) >= 7

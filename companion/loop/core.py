@@ -189,6 +189,7 @@ class VoiceLoop:
         self.source.close()
         self._turns.put(InputEnded())
         self.state_.wake_waiters()
+        self.state_.release()  # a reply held for a user who went on talking
 
     def wait_idle(self) -> None:
         """Block until no turn is being answered (used to pace a recording in --fast mode)."""

@@ -166,7 +166,9 @@ class LoopState:
         with self._lock:
             if self._holding:
                 _log.debug("reply %d waits: the user is talking", reply.turn)
-                self._held.wait_for(lambda: not self._holding or reply.cancelled.is_set(), max_hold_s)
+                self._held.wait_for(
+                    lambda: not self._holding or reply.cancelled.is_set() or self.stopping.is_set(), max_hold_s
+                )
             if reply.cancelled.is_set():
                 return False
             self._holding = False
