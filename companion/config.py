@@ -67,7 +67,7 @@ class ListenSettings:
     barge_in: bool | None = setting(None, doc="talking over the robot interrupts it; null = on unless echo_cancel: off")
     barge_in_ms: int = setting(250, check=between(60, 2000), doc="voiced audio that counts as an interruption (ms)")
     resume: bool = setting(
-        True, doc="the user talking again before the reply is heard drops it (they had not finished)"
+        False, doc="the user talking again before the reply is heard holds it; a turn drops it (not finished)"
     )
 
 

@@ -192,7 +192,7 @@ def went_on_loop(burst: str, *, resume: bool = True):
     chat = ScriptChat([[lambda: threading.Event().wait(1.2), LONG], "Yes, goodbye."])
     pattern = "_" * 10 + "#" * 30 + "_" * 12 + burst + "_" * 60
     real_time = lambda _i: threading.Event().wait(0.03)  # noqa: E731
-    options = LoopOptions(resume_turns=resume)
+    options = LoopOptions(resume_turns=resume)  # off by default
     loop, events, sink = make_loop(pattern, real_time, chat, ["that sounds lovely", "goodbye for now"], options)
     return loop, events, sink, chat
 

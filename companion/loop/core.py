@@ -109,7 +109,7 @@ class VoiceLoop:
             drafts=self.drafts,
             turns=self._turns,
             listen=listen,
-            options=self.options,
+            options=lambda: self.options,
             echo=echo,
             on_barge_in=self.interrupt,
             on_draft=self._draft_heard,

@@ -43,7 +43,7 @@ class ListenWorker:
         drafts: Drafts,
         turns: queue.Queue[ThinkJob],
         listen: ListenSettings,
-        options: LoopOptions,
+        options: Callable[[], LoopOptions],
         echo: EchoPath | None,
         on_barge_in: Callable[[], object],
         on_draft: Callable[[Utterance, Future[str]], None] | None,
@@ -52,7 +52,7 @@ class ListenWorker:
     ) -> None:
         self.source, self.detector = source, detector
         self.state, self.beats, self.drafts, self.turns = state, beats, drafts, turns
-        self.listen, self.options = listen, options
+        self.listen, self._options = listen, options
         self.echo = echo
         self.on_barge_in = on_barge_in
         self.on_draft = on_draft
@@ -63,6 +63,11 @@ class ListenWorker:
         self._release = False  # the talk button was just let go: end the turn now
         self._interrupted_turn = 0  # the reply turn already interrupted (once per reply)
         self._voiced: collections.deque[tuple[float, float]] = collections.deque()  # (time, voiced ms so far)
+
+    @property
+    def options(self) -> LoopOptions:
+        """The loop's options now (``companion bench --alternate`` switches them between turns)."""
+        return self._options()
 
     @property
     def barge_in(self) -> bool:
@@ -160,15 +165,14 @@ class ListenWorker:
             window.popleft()
         return voiced - window[0][1] if window[0][0] <= horizon else voiced
 
-    def _went_on(self, now_s: float, heard: list[Utterance], voiced_before: float) -> None:
+    def _went_on(self, heard: list[Utterance], voiced_before: float) -> None:
         """The user talks again before the reply to their turn was heard ("That sounds lovely.
-        [a pause] Goodbye for now!"): the reply waits, and is dropped once this is a voice of
-        ``barge_in_ms`` (the next turn carries on; the model sees both). A shorter sound lets it go."""
+        [a pause] Goodbye for now!"): the reply waits, and is dropped if this becomes a turn of
+        its own (the model then sees both). A sound the detector drops (a knock, a rise in the
+        background: no voice count alone tells those apart) lets it go."""
         state = self.state
         if state.holding:
-            if self._recent_voiced_ms(now_s) >= self.listen.barge_in_ms or (
-                heard and voiced_before >= self.listen.barge_in_ms
-            ):
+            if heard and voiced_before >= self.listen.barge_in_ms:
                 reply = state.interrupt()
                 if reply is not None:
                     _log.info("the user went on talking: reply %d dropped before it was heard", reply.turn)
@@ -205,7 +209,7 @@ class ListenWorker:
                     )
                     heard = []
         elif self.options.resume_turns and self.state.reply is not None:
-            self._went_on(chunk.end_s, heard, voiced_before)
+            self._went_on(heard, voiced_before)
         if heard:
             self._queue(heard)
             if self.state.state in (State.IDLE, State.LISTENING):

@@ -17,9 +17,9 @@ from companion.stages import AudioSink, Clock, EventBus
 
 _log = logging.getLogger(__name__)
 NAME = "companion-play"
-MAX_HOLD_S = 2.0
-"""Longest a reply waits for a user who started talking again to be judged (a voice of
-``listen.barge_in_ms`` drops it; a sound that is no turn lets it go)."""
+MAX_HOLD_S = 5.0
+"""Longest a reply waits for a user who started talking again: until what they say is a
+turn (the reply is dropped) or a sound the detector drops (it plays), at most this."""
 
 
 class PlayWorker:
@@ -110,5 +110,6 @@ class PlayWorker:
         self.on_finished()
         self.bus.publish(TurnFinished(record))
         reply.done.set()
-        self.state.set(self.idle_state())
         self.state.turn_ended()
+        # a turn heard meanwhile (the user went on talking) is being answered: not idle
+        self.state.set(State.THINKING if self.state.busy else self.idle_state())

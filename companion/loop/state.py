@@ -139,6 +139,11 @@ class LoopState:
             self._in_flight -= 1
             self._idle.notify_all()
 
+    @property
+    def busy(self) -> bool:
+        """A turn is queued or being answered."""
+        return self._in_flight > 0
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no turn is being answered; False on timeout."""
         with self._idle:
