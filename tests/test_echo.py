@@ -414,3 +414,24 @@ def test_a_filter_reading_the_reference_from_a_wrong_place_starts_again(far):
     assert path.shift_s < 0.05
     assert [b for b in barge.taken if at // BLOCK <= b <= at // BLOCK + 25]  # the person
     assert not [b for b in barge.taken if b < at // BLOCK]
+
+
+@pytest.mark.parametrize(("seed", "gain_db"), [(7, 0.0), (3, -6.0)])
+def test_a_filter_that_stops_removing_the_echo_without_a_jump_soon_stops_passing_it(far, seed, gain_db):
+    """The room changes under a trusted filter at the same delay: no jump to follow. What gets past
+    is checked against what was played, and the filter is distrusted at once, so the echo does not
+    reach the turn detector as speech for seconds (a leak heard as "Thanks." made a phantom turn)."""
+    import webrtcvad
+
+    far = np.concatenate([far, far])
+    half = len(far) // 2
+    before = np.convolve(far, room_response(-6.0, 40, 0.25, seed=0))[: len(far)]
+    after = np.convolve(far, room_response(gain_db, 40, 0.3, seed=seed))[: len(far)]
+    vad = webrtcvad.Vad(2)
+    voiced: list[bool] = []
+    run_path(
+        np.concatenate([before[:half], after[half:]]),
+        far,
+        then=lambda _p, out: voiced.append(vad.is_speech(out.tobytes(), RATE)),
+    )
+    assert sum(voiced[half // BLOCK :]) <= 20  # of ~420 blocks (63-89 before the check)

@@ -260,6 +260,8 @@ class EchoPath:
         at = self.delay.peak(mic, played, sharpness=15.0, lags_s=(low, high))  # someone talking: 11-12
         if at is None or abs(at[0] - self.aligned_for) < 2.0 / self.reference.rate:
             self._jump = None
+            if self._collapsed >= 3 * self.jump_blocks:
+                self.is_echo()  # no jump, and still little removed: a voice, or echo leaking past it?
             return
         if self._jump is None or abs(at[0] - self._jump) > 0.5 / 1000:
             self._jump = at[0]  # two looks in a row must agree: a chance peak in 90 ms is not rare
