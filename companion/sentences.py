@@ -104,6 +104,7 @@ class SentenceSplitter:
         """The first clause, if it was handed on before the rest of its sentence: then the
         piece after it is the rest of that sentence, not a sentence of its own."""
         self._started = False
+        self._rest = False  # the next sentence is the rest of the first clause's: keep it however short
         self._out: list[str] = []
 
     def _emit(self, text: str) -> None:
@@ -118,8 +119,9 @@ class SentenceSplitter:
             piece, sentence = _cut_long(sentence, self.max_chars)
             if _has_words(piece):
                 self._out.append(piece)
-        if len(sentence) >= self.min_chars and _has_words(sentence):
-            self._out.append(sentence)
+        if (len(sentence) >= self.min_chars or self._rest) and _has_words(sentence):
+            self._out.append(sentence)  # the rest of a sentence whose first clause went early: any length
+            self._rest = False
 
     def feed(self, piece: str) -> list[str]:
         self._buffer += piece
@@ -142,6 +144,7 @@ class SentenceSplitter:
                 self._emit(head)
                 if self._out:
                     self.first_clause = self._out[-1]
+                    self._rest = True
                     self._buffer = self._buffer[end:].lstrip()
                 return
 

@@ -179,3 +179,10 @@ def test_a_first_clause_said_early_loses_and_repeats_no_word(words, first, cuts)
         assert f"{early[0]} {early[1]}" == whole[0]
     else:
         assert early == whole
+
+
+def test_the_rest_after_an_early_first_clause_is_kept_however_short():
+    """ "robot, 5": after "robot," went early, "5" is the rest of its sentence, not a fragment."""
+    s = SentenceSplitter(first_clause_words=1)
+    out = [piece for ch in "robot, 5" for piece in s.feed(ch)] + s.flush()
+    assert out == ["robot,", "5"]
