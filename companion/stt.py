@@ -126,12 +126,15 @@ class BufferedStream:
         self._done = True
 
 
-def _words_within(ids: list[int], timestamp_begin: int, eot: int, seconds: float) -> list[int] | None:
+def _words_within(
+    ids: list[int], timestamp_begin: int, eot: int, seconds: float, *, keep_cut: bool = False
+) -> list[int] | None:
     """The text tokens of a timestamped decode of ``seconds`` of audio; None if it cannot be trusted.
 
     Segments are closed by timestamp tokens. A timestamp past the audio ends the text
     (what follows is made up). A last segment cut off by the length cap is dropped when
-    it repeats words already said (Whisper looping); otherwise the decode is not trusted.
+    it repeats words already said (Whisper looping); otherwise the decode is not trusted
+    (``keep_cut``: it is kept, as faster-whisper keeps it).
     """
     words: list[int] = []
     segment: list[int] = []
@@ -143,8 +146,8 @@ def _words_within(ids: list[int], timestamp_begin: int, eot: int, seconds: float
             segment = []
         elif token < eot:
             segment.append(token)
-    if not segment:
-        return words
+    if not segment or keep_cut:
+        return words + segment
     n = len(segment)
     if any(words[i : i + n] == segment for i in range(len(words) - n + 1)):
         return words  # the cap cut a repeat of what was already said
@@ -314,14 +317,7 @@ class FasterWhisperSTT:
         logprob = result.scores[0] / (len(ids) + 1)
         if result.no_speech_prob >= 0.8 or (result.no_speech_prob > 0.6 and logprob < -1.0):
             return ""  # faster-whisper skips such a window; _transcribe_full drops its segments
-        seconds = len(audio) / STT_RATE
-        words: list[int] = []
-        for token in ids:
-            if token >= tok.timestamp_begin:
-                if (token - tok.timestamp_begin) * 0.02 > seconds + 0.3:
-                    break  # past the audio: made up
-            elif token < tok.eot:
-                words.append(token)
+        words = _words_within(ids, tok.timestamp_begin, tok.eot, len(audio) / STT_RATE + 0.3, keep_cut=True) or []
         return str(tok.decode(words)).strip()
 
     def _transcribe_full(self, audio: Float32Array) -> str:
