@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from fuzz.fuzzkit import wav_bytes
 
-from companion.audio.io import read_audio
+from companion.audio.io import read_audio, write_wav
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -89,3 +89,16 @@ def test_noise_without_words_says_no_speech(tmp_path: Path):
     proc = companion("transcribe", str(path))
     assert proc.returncode == 1
     assert last_line(proc) == f"companion: no speech in {path} (nothing recognised in 3.0 s of audio)"
+
+
+def test_a_wav_appears_whole_or_not_at_all(tmp_path: Path):
+    samples = np.sin(np.linspace(0, 600, 16000)).astype(np.float32) * 0.5
+    write_wav(tmp_path / "turn-001.wav", samples, 16000)
+    assert [p.name for p in tmp_path.iterdir()] == ["turn-001.wav"]  # nothing half-written left beside it
+    back, rate = sf.read(tmp_path / "turn-001.wav", dtype="float32")
+    assert rate == 16000 and len(back) == 16000
+    write_wav(tmp_path / "ref.flac", samples, 16000)  # the format still follows the name
+    assert sf.info(tmp_path / "ref.flac").format == "FLAC"
+    with pytest.raises(ValueError, match="Unknown format"):  # soundfile says so, as before
+        write_wav(tmp_path / "out.nope", samples, 16000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.flac", "turn-001.wav"]

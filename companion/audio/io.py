@@ -7,6 +7,7 @@ too short) so that commands can say what they found instead of printing nothing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -130,9 +131,18 @@ def load_for_stt(path: Path | str) -> Int16Array:
 
 
 def write_wav(path: Path | str, samples: Float32Array, rate: int) -> None:
+    """16-bit WAV, in whole: written beside ``path`` and renamed, so a reader never sees half a file
+    (a client polling for a reply's WAV once read its header before the data was there)."""
     import soundfile as sf
 
-    sf.write(str(path), np.asarray(samples, dtype=np.float32), rate, subtype="PCM_16")
+    path = Path(path)
+    part = path.with_name(f".{path.name}.part")
+    try:
+        kind = path.suffix.lstrip(".").upper() or "WAV"  # as soundfile reads it from the name
+        sf.write(str(part), np.asarray(samples, dtype=np.float32), rate, subtype="PCM_16", format=kind)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def rms_dbfs(samples: Float32Array) -> float:
