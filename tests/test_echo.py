@@ -139,6 +139,24 @@ def test_the_delay_finder_locates_a_late_echo(far):
     assert residual < 0.05 * np.mean(to16(echo[late : len(out)]).astype(float) ** 2)
 
 
+def test_a_stronger_match_elsewhere_is_no_move_while_the_echo_is_still_where_it_was(far):
+    """A voice over the echo, or a reflection, can win the cross-correlation a few ms off the
+    echo; the echo has moved only if the place it was is empty."""
+    est = DelayEstimator(RATE, max_delay_s=0.3, min_delay_s=0.0)
+    n = RATE // 2
+    ref = to16(0.5 * far[: n + int(0.3 * RATE)])  # starts 0.3 s before the microphone's window
+
+    def heard_after(delay_s: float) -> np.ndarray:  # mic[i] = ref[i + 0.3 s - delay]
+        start = int((0.3 - delay_s) * RATE)
+        return ref[start : start + n].astype(np.float64)
+
+    both = to16((0.8 * heard_after(0.040) + heard_after(0.053)) / 32768)
+    assert est.peak(both, ref)[0] == pytest.approx(0.053, abs=0.001)  # the stronger one wins...
+    assert est.peak(both, ref, still_at=0.040) is None  # ...but the echo is still at 40 ms
+    moved = to16(heard_after(0.053) / 32768)
+    assert est.peak(moved, ref, still_at=0.040)[0] == pytest.approx(0.053, abs=0.001)  # a real move
+
+
 def test_the_reference_reads_silence_where_nothing_was_played():
     now = 50.0
     ref = EchoReference(clock=lambda: now)

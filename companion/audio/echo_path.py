@@ -225,7 +225,7 @@ class EchoPath:
         mic = np.concatenate([b for _, b in self._raw])
         span = len(mic) + int((self.delay.max_delay_s - self.delay.min_delay_s) * self.reference.rate)
         played = self.reference.read(start - self.delay.max_delay_s, span)
-        at = self.delay.peak(mic, played, sharpness=self.moved_sharpness)
+        at = self.delay.peak(mic, played, sharpness=self.moved_sharpness, still_at=self.aligned_for)
         left = self.delay.peak(np.concatenate(self._out_kept), played, sharpness=0.0)
         _log.debug(
             "barge-in check: microphone peak %s, after the filter %s (delay %.1f ms)", at, left, 1000 * self.aligned_for
@@ -257,7 +257,8 @@ class EchoPath:
         mic = np.concatenate([b for _, b in blocks])
         low, high = self.aligned_for - self.jump_s, self.aligned_for + self.jump_s
         played = self.reference.read(start - high, len(mic) + int((high - low) * self.reference.rate))
-        at = self.delay.peak(mic, played, sharpness=15.0, lags_s=(low, high))  # someone talking: 11-12
+        # someone talking: 11-12 (at -6 dB; at 0 dB up to 21, but the echo still where it was)
+        at = self.delay.peak(mic, played, sharpness=15.0, lags_s=(low, high), still_at=self.aligned_for)
         if at is None or abs(at[0] - self.aligned_for) < 2.0 / self.reference.rate:
             self._jump = None
             if self._collapsed >= 3 * self.jump_blocks:
