@@ -11,6 +11,8 @@ import soundfile as sf
 import webrtcvad
 from fixtures.fixtures import FIXTURES_DIR, edit_distance, fixture_path, load_manifest, normalise, wer
 
+from companion.bench.words import words_right
+
 FILES: dict[str, dict[str, Any]] = load_manifest()["files"]
 AUDIO = sorted(name for name, info in FILES.items() if info["kind"] != "invalid")
 SPEECH = sorted(name for name, info in FILES.items() if info.get("turns"))
@@ -208,6 +210,20 @@ def test_wer(reference: str, hypothesis: str, expected: float) -> None:
 def test_edit_distance_counts_word_edits() -> None:
     assert edit_distance("a b c".split(), "a x c d".split()) == 2
     assert edit_distance([], ["a"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("reference", "hypothesis", "expected"),
+    [
+        ("Wait, stop. What is your name?", "wait stop", 2),
+        ("Sorry to interrupt, what do you like to eat?", "Sorry for interrupt.", 2),
+        ("hold on where do you come from", "where hold on", 2),  # in order only
+        ("what is your name", "", 0),
+        ("I have 2 cats", "i have two cats", 4),
+    ],
+)
+def test_words_right_counts_the_words_heard_in_order(reference: str, hypothesis: str, expected: int) -> None:
+    assert words_right(reference, hypothesis) == expected
 
 
 def test_fixture_path_rejects_unknown_names() -> None:

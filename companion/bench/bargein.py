@@ -30,9 +30,11 @@ import numpy as np
 from companion.audio.io import write_wav
 from companion.bench.pulse import PulseServer
 from companion.bench.room import RATE, Room
-from companion.bench.words import wer
+from companion.bench.words import wer, words_right
 
 BARGE_IN = "barge-in: the user spoke over reply"
+SAID = "companion.loop.play: said"
+"""A reply ended, whole ("said: ...") or cut by a barge-in ("said (interrupted): ...")."""
 REFUSED = "not a barge-in: the robot's own echo"
 """The daemon's log line for an interruption it acted on (not one it recognised as its own echo)."""
 CLIPS_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "bargein"
@@ -64,8 +66,12 @@ class BargeInRun:
     reactions_ms: list[float] = field(default_factory=list)
     wers: list[float] = field(default_factory=list)
     heard: list[str] = field(default_factory=list)
+    words_right: list[int] = field(default_factory=list)
+    """Per interruption heard: how many of its words were heard, in order."""
     missed: int = 0
     """Interruptions the robot did not react to."""
+    understood: int = 0
+    """Interruptions that stopped the robot and had two or more of their words heard."""
     refused: int = 0
     """Would-be barge-ins the daemon recognised as its own echo (over the whole session)."""
     echo: dict[str, object] = field(default_factory=dict)
@@ -160,9 +166,12 @@ def run_barge_in(
     gain_db: float,
     replies: int = 20,
     interruptions: int = 5,
+    until_heard: int | None = None,
     log: Callable[[str], None] = print,
 ) -> BargeInRun:
-    """One session of the daemon in a room with echo at ``gain_db``."""
+    """One session of the daemon in a room with echo at ``gain_db``: ``replies`` lines with nobody
+    talking, then up to ``interruptions`` people talking over a long reply (fewer once
+    ``until_heard`` of them have stopped the robot and had two or more of their words heard)."""
     from companion.control.client import ControlClient
     from companion.control.settings import ControlSettings
 
@@ -170,19 +179,19 @@ def run_barge_in(
     config, sock = write_config(root)
     clips = load_clips()
     result = BargeInRun(gain_db)
-    with PulseServer(root / "pulse", sinks=("mic", "speaker")) as pulse, Room(pulse, gain_db=gain_db) as room:
+    pulse_server = PulseServer(root / "pulse", sinks=("speaker",), pipe_sources=("mic",), default_source="mic")
+    with pulse_server as pulse, Room(pulse, gain_db=gain_db) as room:
         daemon = _Daemon(
             [sys.executable, "-m", "companion", "run", "--config", str(config)], dict(pulse.env), root / "daemon.log"
         )
         try:
-            if not daemon.wait_for(": said: ", 1, 180):  # the greeting: the echo canceller learns the room
+            if not daemon.wait_for(SAID, 1, 180):  # the greeting: the echo canceller learns the room
                 raise RuntimeError(f"the daemon did not start and greet:\n{daemon.tail()}")
             client = ControlClient(ControlSettings(socket=sock), read_timeout=30)
-            said = 1
             for i in range(replies):
+                said = daemon.count(SAID)  # a false barge-in cuts a reply short, and may add an answer
                 client.play(LINES[i % len(LINES)])
-                said += 1
-                if not daemon.wait_for(": said: ", said, 30):
+                if not daemon.wait_for(SAID, said + 1, 30):
                     raise RuntimeError(f"reply {i + 1} was never finished:\n{daemon.tail()}")
             result.replies = replies + 1
             result.false_barge_ins = daemon.count(BARGE_IN)
@@ -214,16 +223,21 @@ def run_barge_in(
                 reaction = "-" if stop is None else f"{(stop - onset) * 1000.0 / RATE:.0f} ms"
                 if stop is not None:
                     result.reactions_ms.append((stop - onset) * 1000.0 / RATE)
+                heard = ""
                 if daemon.wait_for(": heard: ", heard_before + 1, 20):
                     while room.now < until + 6 * RATE and time.monotonic() < deadline:
                         time.sleep(0.05)  # the rest of it, if a pause ended a turn early
                     heard = " ".join(daemon.all(": heard: ")[heard_before:])
                     result.heard.append(heard)
                     result.wers.append(wer(text, heard))
-                said = daemon.count(": said: ")
-                daemon.wait_for(": said: ", said + 1, 30)  # its answer to the interruption
+                    result.words_right.append(words_right(text, heard))
+                    result.understood += stop is not None and result.words_right[-1] >= 2
+                said = daemon.count(SAID)
+                daemon.wait_for(SAID, said + 1, 30)  # its answer to the interruption
                 time.sleep(0.5)
-                log(f"  interruption {n + 1}: reaction {reaction}, heard {result.heard[-1:]!r}")
+                log(f"  interruption {n + 1}: reaction {reaction}, heard {heard!r}")
+                if until_heard is not None and result.understood >= until_heard:
+                    break
         finally:
             result.refused = daemon.count(REFUSED)
             daemon.stop()
@@ -241,7 +255,7 @@ def report(runs: list[BargeInRun]) -> list[str]:
         lines.append(
             f"  echo {run.gain_db:+.0f} dB: reaction median {s['reaction_median_ms']} ms, "
             f"p95 {s['reaction_p95_ms']} ms "
-            f"over {len(run.reactions_ms)} (missed {run.missed}); WER {s['wer_mean']}; "
+            f"over {len(run.reactions_ms)} (missed {run.missed}; understood {run.understood}); WER {s['wer_mean']}; "
             f"false barge-ins {run.false_barge_ins}/{run.replies} replies "
             f"({run.refused} more caught as echo); "
             f"ERLE {echo.get('erle_db')} dB; AEC {echo.get('cost_ms_per_10ms_frame')} ms per 10 ms frame"

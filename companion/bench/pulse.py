@@ -50,11 +50,17 @@ class PulseServer:
         default_sink: str = "speaker",
         default_source: str = "mic.monitor",
         loopbacks: Sequence[tuple[str, str]] = (),
+        pipe_sources: Sequence[str] = (),
     ) -> None:
         """``loopbacks``: (source, sink) pairs copied continuously, e.g. an echo path
-        ``("speaker.monitor", "mic")`` from the robot's speaker into its microphone."""
+        ``("speaker.monitor", "mic")`` from the robot's speaker into its microphone.
+        ``pipe_sources``: sources that hear what is written into :meth:`fifo` (16 kHz mono
+        16-bit), as it is written: they have no clock of their own, so a writer paced by a
+        sink's monitor shares that sink's clock (a null sink fed by ``pacat`` has its own,
+        and its buffer drains until it underruns)."""
         self.root = root
         self.sinks, self.loopbacks = tuple(sinks), tuple(loopbacks)
+        self.pipe_sources = tuple(pipe_sources)
         self.default_sink, self.default_source = default_sink, default_source
         runtime = root / "runtime"
         self.socket = runtime / "native"
@@ -92,6 +98,11 @@ class PulseServer:
             f"--log-target=file:{self.log}",
             f"--load=module-native-protocol-unix socket={self.socket}",
             *(f"--load=module-null-sink sink_name={name} rate=48000" for name in self.sinks),
+            *(
+                f"--load=module-pipe-source source_name={name} file={self.fifo(name)} "
+                f"format=s16le rate={RATE} channels=1"
+                for name in self.pipe_sources
+            ),
         ]
         self._proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
@@ -131,6 +142,10 @@ class PulseServer:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+    def fifo(self, source: str) -> Path:
+        """The FIFO whose bytes pipe source ``source`` hears."""
+        return self.root / f"{source}.fifo"
 
     # ---- clients --------------------------------------------------------------------------
 

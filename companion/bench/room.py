@@ -3,13 +3,21 @@
 :class:`Room` reads what the robot plays (``speaker.monitor``) in 10 ms blocks,
 passes it through a room impulse response (a direct path after ``delay_ms`` at
 ``gain_db``, early reflections and a diffuse tail of ``rt60_s``), mixes in what the
-person says, and writes the sum into the robot's microphone sink. Speaker, person
+person says, and writes the sum into the robot's microphone. Speaker, person
 and microphone share one timeline (the block count), so the moment the person
 starts and the moment the robot falls silent are measured on the same clock. The
-pipes in and out (``parec``/``pacat``, ``pipe_ms`` buffers) add their own delay on top
+pipes in and out (``parec``, ``pipe_ms`` buffers) add their own delay on top
 of ``delay_ms``, so times measured on the timeline are upper bounds. The room's thread,
 its pipes and the sound server run at real-time priority where the system allows it
 (as a room's air does not wait for the robot's CPU).
+
+The microphone is best a pipe source (:class:`PulseServer` ``pipe_sources``): it hears
+the room's blocks as they are written, on the speaker's clock, as a board whose
+microphone and speaker share one codec does. Written into a null sink through
+``pacat`` instead, the microphone runs on that sink's clock: ``pacat -v`` showed its
+buffer draining ~1 ms every second and underrunning every few seconds (342 times in
+2.5 minutes), each underrun moving the echo 5-9 ms, and the robot's echo canceller
+was trusted for 11 % of the speaker's time, relearning after every move.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import subprocess
 import threading
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
@@ -77,6 +86,7 @@ class Room:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._files: list[IO[bytes]] = []
 
     # ---- running ----------------------------------------------------------------------
 
@@ -88,19 +98,26 @@ class Room:
             stdout=subprocess.PIPE,
             preexec_fn=make_realtime,
         )
-        dst = subprocess.Popen(
-            ["pacat", "--playback", f"--device={self.mic}", *fmt],
-            env=self.pulse.env,
-            stdin=subprocess.PIPE,
-            preexec_fn=make_realtime,
-        )
-        self._procs = [src, dst]
-        self._thread = threading.Thread(target=self._run, args=(src, dst), name="room", daemon=True)
+        self._procs = [src]
+        if self.mic in self.pulse.pipe_sources:  # the microphone hears what the room writes, as it writes it
+            out: IO[bytes] = self.pulse.fifo(self.mic).open("wb", buffering=0)
+            self._files.append(out)
+        else:
+            dst = subprocess.Popen(
+                ["pacat", "--playback", f"--device={self.mic}", *fmt],
+                env=self.pulse.env,
+                stdin=subprocess.PIPE,
+                preexec_fn=make_realtime,
+            )
+            self._procs.append(dst)
+            assert dst.stdin is not None
+            out = dst.stdin
+        self._thread = threading.Thread(target=self._run, args=(src, out), name="room", daemon=True)
         self._thread.start()
         return self
 
-    def _run(self, src: subprocess.Popen[bytes], dst: subprocess.Popen[bytes]) -> None:
-        assert src.stdout is not None and dst.stdin is not None
+    def _run(self, src: subprocess.Popen[bytes], out: IO[bytes]) -> None:
+        assert src.stdout is not None
         make_realtime()  # a room's air does not wait for the robot's CPU
         while not self._stop.is_set():
             data = src.stdout.read(BLOCK * 2)
@@ -121,9 +138,9 @@ class Room:
                 self._blocks.append((played.astype(np.float32), mic.astype(np.float32)))
                 self._levels.append(float(20 * np.log10(np.sqrt(np.mean(played**2)) + 1e-9)))
             try:
-                dst.stdin.write((np.clip(mic, -1, 1) * 32767).astype("<i2").tobytes())
-                dst.stdin.flush()
-            except (BrokenPipeError, ValueError):
+                out.write((np.clip(mic, -1, 1) * 32767).astype("<i2").tobytes())
+                out.flush()
+            except (BrokenPipeError, ValueError, OSError):
                 break
 
     def stop(self) -> None:
@@ -138,6 +155,9 @@ class Room:
                     proc.wait()
         if self._thread is not None:
             self._thread.join(5)
+        for f in self._files:
+            f.close()
+        self._files.clear()
 
     def __enter__(self) -> Room:
         return self.start()

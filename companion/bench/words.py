@@ -55,3 +55,17 @@ def wer(reference: str, hypothesis: str) -> float:
     if not ref:
         return 0.0 if not hyp else 1.0
     return edit_distance(ref, hyp) / len(ref)
+
+
+def words_right(reference: str, hypothesis: str) -> int:
+    """How many of the reference's words were heard, in order (the longest common subsequence of
+    the two after :func:`normalise`): "wait stop" of "Wait, stop. What is your name?" is 2."""
+    ref = normalise(reference).split()
+    hyp = normalise(hypothesis).split()
+    previous = [0] * (len(hyp) + 1)
+    for ref_word in ref:
+        current = [0]
+        for j, hyp_word in enumerate(hyp, 1):
+            current.append(previous[j - 1] + 1 if ref_word == hyp_word else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
