@@ -111,8 +111,8 @@ def test_a_cough_shorter_than_barge_in_ms_does_not_interrupt():
 
 
 def test_a_short_turn_in_two_runs_of_voice_interrupts_when_it_ends():
-    """ "Wait, stop." said in two short runs (150 ms, a pause, 150 ms): never 250 ms of voice in
-    375 ms, but the turn it makes is one to answer now, so the robot stops when it ends."""
+    """ "Wait, stop." said in two short runs (150 ms, a pause, 150 ms): the robot stops for it (250
+    ms of voice within 625 ms; and a turn it makes is one to answer now in any case)."""
     loop, events, sink, _ = loop_with_burst("#" * 5 + "_" * 8 + "#" * 5)
     loop.run()
     records = finished(events)
