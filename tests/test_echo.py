@@ -213,7 +213,28 @@ def test_the_microphone_timeline_counts_samples_from_its_first_block():
     arrivals = 100.0 + np.arange(200) * 0.03 + np.random.default_rng(2).uniform(0, 0.04, 200)
     stamps = [mic._capture_time(float(t), BLOCK) for t in arrivals]
     assert stamps == pytest.approx(arrivals[0] + np.arange(200) * BLOCK / RATE, abs=1e-9)
-    assert mic._capture_time(float(arrivals[-1]) + 1.0, BLOCK) == pytest.approx(arrivals[-1] + 1.0)  # a stall: anew
+    assert mic._capture_time(float(arrivals[0]) - 1.0, BLOCK) == pytest.approx(arrivals[0] - 1.0)  # before: anew
+
+
+def test_a_starved_microphone_keeps_its_count_and_one_that_lost_samples_starts_again():
+    """A busy CPU delays the callbacks 1.5 s, then the backlog comes in a burst: those samples
+    were captured when the count says. Samples lost without a word (every block of a second
+    arrives 0.5 s later than counted) move the count by that much."""
+    from companion.audio.sources import MicSource
+
+    step = BLOCK / RATE
+    mic = MicSource(rate=RATE)
+    start = 100.0
+    stamps = [mic._capture_time(start + k * step, BLOCK) for k in range(100)]
+    stall = start + 100 * step + 1.5  # 50 blocks captured meanwhile, all delivered at once
+    stamps += [mic._capture_time(stall + k * 0.0005, BLOCK) for k in range(50)]
+    stamps += [mic._capture_time(start + k * step + 0.01, BLOCK) for k in range(150, 300)]
+    assert stamps == pytest.approx(start + np.arange(300) * step, abs=1e-9)
+
+    lost = start + 300 * step + 0.5  # from here on, everything arrives half a second late
+    moved = [mic._capture_time(lost + k * step, BLOCK) for k in range(60)]
+    assert moved[0] == pytest.approx(start + 300 * step)  # a late block alone: counted on
+    assert moved[-1] == pytest.approx(lost + 59 * step, abs=1e-6)  # a second of them: moved
 
 
 def test_an_echo_that_jumps_within_the_filter_is_followed_at_once_without_learning_the_room_again(far):

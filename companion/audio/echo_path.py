@@ -77,6 +77,8 @@ class EchoPath:
         self.moved_s = moved_ms / 1000.0
         """Before a barge-in: an echo this far off the measured delay is a move the finder has not
         confirmed yet (smaller ones are within the live delay's jitter)."""
+        self.far_s = 0.5
+        """...and one further off than this is not followed from here (underruns move it tens of ms)."""
         self.moved_sharpness = 40.0
         """...and the raw microphone's peak must be this sharp to say the echo moved (moves the bench
         saw: 250-280; a person talking over the end of a reply once gave 25 at an impossible -97 ms,
@@ -230,6 +232,12 @@ class EchoPath:
         _log.debug(
             "barge-in check: microphone peak %s, after the filter %s (delay %.1f ms)", at, left, 1000 * self.aligned_for
         )
+        if at is not None and abs(at[0] - self.aligned_for) > self.far_s:
+            # Sound the speaker played long before (1.27-1.51 s twice on the bench, both sharp):
+            # not this turn's voice, but no move to follow either (the estimator, which needs
+            # four looks, takes real moves that far); following it cost the filter ~10 s.
+            _log.info("not following an echo %+.0f ms off where it was", 1000 * (at[0] - self.aligned_for))
+            return True
         if at is not None and abs(at[0] - self.aligned_for) > self.moved_s:
             self._distrust(f"its echo came {1000 * (at[0] - self.aligned_for):+.0f} ms off where it was")
             self._follow_at_once(at[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -108,6 +109,7 @@ class MicSource:
         self._latency = 0.0
         self._anchor = 0.0
         self._counted = 0
+        self._late: collections.deque[tuple[float, float]] = collections.deque()  # (arrived, how late)
 
     def open_stream(self) -> Any:
         import sounddevice as sd
@@ -155,12 +157,30 @@ class MicSource:
         timestamps wander against the speaker's; PortAudio's own ADC timestamps through
         PulseAudio's ALSA plugin were off by ~0.3 s. So blocks are placed one after the
         other by counting samples, as the speaker's are (:class:`EchoReference`): the
-        two counts keep a fixed offset, which the echo path measures. The count starts
-        again only after a gap of ``gap_s`` (an overflow, a stall).
+        two counts keep a fixed offset, which the echo path measures.
+
+        Late blocks are not lost ones: a callback starved by a busy CPU gets the sound server's
+        backlog in a burst, and those samples were captured when the count says (starting the
+        count again at the first late block stamped every sample after it that much late, and
+        moved the echo by as much). The count starts again when samples were lost (every block that arrived in the last
+        second came ``gap_s`` or more later than counted: it moves by the least of those; the
+        overflow flag is not used, as it was never measured through PulseAudio here), or when a
+        block arrives before it can have been captured.
         """
         expected = self._anchor + self._counted / self.rate
-        if self._counted == 0 or abs(arrived - expected) > self.gap_s:
+        late = arrived - expected
+        if self._counted == 0 or late < -self.gap_s:
             self._anchor, self._counted, expected = arrived, 0, arrived
+            self._late.clear()
+        else:
+            self._late.append((arrived, late))
+            while len(self._late) > 1 and self._late[1][0] <= arrived - 1.0:
+                self._late.popleft()  # a second of arrivals (a burst after a stall is not one)
+            least = min(x for _, x in self._late)
+            if self._late[0][0] <= arrived - 1.0 and least > self.gap_s:
+                expected += least
+                self._anchor, self._counted = expected, 0
+                self._late.clear()
         self._counted += frames
         return expected
 

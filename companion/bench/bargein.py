@@ -205,6 +205,10 @@ def run_barge_in(
                 deadline = time.monotonic() + 20
                 while room.speaking_since() < 1.2 and time.monotonic() < deadline:
                     time.sleep(0.02)
+                if daemon.count(BARGE_IN) > before:  # it stopped before the person said a word
+                    result.false_barge_ins += 1
+                    log(f"  interruption {n + 1}: the robot stopped before the person spoke (a false barge-in)")
+                    before = daemon.count(BARGE_IN)
                 start = room.say(audio)
                 onset, until = start + int(onset_s * RATE), start + len(audio)
                 noticed = daemon.wait_for(BARGE_IN, before + 1, 5)
