@@ -47,14 +47,14 @@ class DelayEstimator:
         self._agreed = 0  # estimates in a row that agree with the candidate
         self.near_s = near_s
         self.far_agree = far_agree
-        self.still_ratio = 0.25
-        """The bench room, replayed offline: 660 windows just after a real move of 5-20 ms kept at most
-        0.15 of the peak where the echo had been; a voice over the echo that won the peak elsewhere
-        left 0.01-0.97 there (median 0.08): this stops the follows that leave a clear trace behind."""
         """Estimates in a row needed to move a known delay by more than ``near_s``: an underrun
         moves the echo by tens of milliseconds, while a peak far away is more often a
         chance match (the user talking as the robot fell silent) that two overlapping
         windows share."""
+        self.still_ratio = 0.25
+        """The bench room, replayed offline: 660 windows just after a real move of 5-20 ms kept at most
+        0.15 of the peak where the echo had been; a voice over the echo that won the peak elsewhere
+        left 0.01-0.97 there (median 0.08): this stops the follows that leave a clear trace behind."""
 
     def add(self, captured_at: float, samples: Int16Array) -> None:
         self._blocks.append((captured_at, samples))

@@ -162,10 +162,10 @@ class MicSource:
         Late blocks are not lost ones: a callback starved by a busy CPU gets the sound server's
         backlog in a burst, and those samples were captured when the count says (starting the
         count again at the first late block stamped every sample after it that much late, and
-        moved the echo by as much). The count starts again when samples were lost (every block that arrived in the last
-        second came ``gap_s`` or more later than counted: it moves by the least of those; the
-        overflow flag is not used, as it was never measured through PulseAudio here), or when a
-        block arrives before it can have been captured.
+        moved the echo by as much). The count starts again when samples were lost (every block
+        that arrived in the last second came ``gap_s`` or more later than counted: it moves by
+        the least of those; the overflow flag is not used, as it was never measured through
+        PulseAudio here), or when a block arrives before it can have been captured.
         """
         expected = self._anchor + self._counted / self.rate
         late = arrived - expected
@@ -176,8 +176,7 @@ class MicSource:
             self._late.append((arrived, late))
             while len(self._late) > 1 and self._late[1][0] <= arrived - 1.0:
                 self._late.popleft()  # a second of arrivals (a burst after a stall is not one)
-            least = min(x for _, x in self._late)
-            if self._late[0][0] <= arrived - 1.0 and least > self.gap_s:
+            if self._late[0][0] <= arrived - 1.0 and (least := min(x for _, x in self._late)) > self.gap_s:
                 expected += least
                 self._anchor, self._counted = expected, 0
                 self._late.clear()

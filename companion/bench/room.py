@@ -11,10 +11,10 @@ of ``delay_ms``, so times measured on the timeline are upper bounds. The room's 
 its pipes and the sound server run at real-time priority where the system allows it
 (as a room's air does not wait for the robot's CPU).
 
-The microphone is best a pipe source (:class:`PulseServer` ``pipe_sources``): it hears
+The microphone is a pipe source (:class:`PulseServer` ``pipe_sources``): it hears
 the room's blocks as they are written, on the speaker's clock, as a board whose
 microphone and speaker share one codec does. Written into a null sink through
-``pacat`` instead, the microphone runs on that sink's clock: ``pacat -v`` showed its
+``pacat``, as it was, the microphone ran on that sink's clock: ``pacat -v`` showed its
 buffer draining ~1 ms every second and underrunning every few seconds (342 times in
 2.5 minutes), each underrun moving the echo 5-9 ms, and the robot's echo canceller
 was trusted for 11 % of the speaker's time, relearning after every move.
@@ -86,11 +86,13 @@ class Room:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._files: list[IO[bytes]] = []
+        self._out: IO[bytes] | None = None  # the microphone's FIFO
 
     # ---- running ----------------------------------------------------------------------
 
     def start(self) -> Room:
+        if self.mic not in self.pulse.pipe_sources:
+            raise ValueError(f"the room's microphone {self.mic!r} must be one of the server's pipe_sources")
         fmt = ["--format=s16le", f"--rate={RATE}", "--channels=1", f"--latency-msec={self.pipe_ms}", "--raw"]
         src = subprocess.Popen(
             ["parec", f"--device={self.speaker}", *fmt],
@@ -99,20 +101,8 @@ class Room:
             preexec_fn=make_realtime,
         )
         self._procs = [src]
-        if self.mic in self.pulse.pipe_sources:  # the microphone hears what the room writes, as it writes it
-            out: IO[bytes] = self.pulse.fifo(self.mic).open("wb", buffering=0)
-            self._files.append(out)
-        else:
-            dst = subprocess.Popen(
-                ["pacat", "--playback", f"--device={self.mic}", *fmt],
-                env=self.pulse.env,
-                stdin=subprocess.PIPE,
-                preexec_fn=make_realtime,
-            )
-            self._procs.append(dst)
-            assert dst.stdin is not None
-            out = dst.stdin
-        self._thread = threading.Thread(target=self._run, args=(src, out), name="room", daemon=True)
+        self._out = self.pulse.fifo(self.mic).open("wb", buffering=0)  # heard as written: the speaker's clock
+        self._thread = threading.Thread(target=self._run, args=(src, self._out), name="room", daemon=True)
         self._thread.start()
         return self
 
@@ -155,9 +145,9 @@ class Room:
                     proc.wait()
         if self._thread is not None:
             self._thread.join(5)
-        for f in self._files:
-            f.close()
-        self._files.clear()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
     def __enter__(self) -> Room:
         return self.start()
