@@ -64,6 +64,12 @@ MODALS = frozenset("can could will would should shall may might must can't won't
 """Unfinished at the end even after a pronoun: "we could" leads on far more often than
 "yes I can" ends a turn."""
 
+OPENERS = frozenset("hey hi hello hiya howdy yo oi excuse pardon listen".split())
+"""A draft of at most :data:`OPENER_WORDS` words that starts with one of these ("Hey Rocky.",
+"Hello robot.", "Excuse me.") is how people open a turn before what they want: the pause
+after it is not the end, though Whisper ends it with a full stop."""
+OPENER_WORDS = 3
+
 _PRONOUNS = frozenset("i you we they he she it this that there".split())
 
 UNFINISHED_ENDINGS = frozenset(
@@ -100,11 +106,15 @@ class SyntaxEnd:
         self.unsure_ms = (short_ms + long_ms) // 2 if unsure_ms is None else unsure_ms
 
     def verdict(self, draft: str) -> str:
-        """'unfinished', 'complete' or 'unsure'."""
+        """'unfinished', 'complete', 'unsure' or 'opening' (a greeting or a call alone, see
+        :data:`OPENERS`: held as 'unsure')."""
         text = draft.strip()
         words = _last_words(text, 2)
         if not words:
             return "unsure"
+        opening = _last_words(text, OPENER_WORDS + 1)
+        if len(opening) <= OPENER_WORDS and opening[0] in OPENERS:
+            return "opening"
         if text.endswith(("...", "\u2026", ",", "-", ":", ";")):
             return "unfinished"
         last, before = words[-1], (words[0] if len(words) == 2 else "")
@@ -205,8 +215,11 @@ class SyntaxThenLlm:
         self.llm = llm
 
     def hold_ms(self, draft: str) -> int:
-        if self.syntax.verdict(draft) == "unfinished":
+        verdict = self.syntax.verdict(draft)
+        if verdict == "unfinished":
             return self.syntax.long_ms
+        if verdict == "opening":
+            return self.syntax.unsure_ms
         hold = self.llm.hold_or_none(draft)
         return self.syntax.hold_ms(draft) if hold is None else hold
 

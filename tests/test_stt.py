@@ -110,6 +110,10 @@ def test_a_decode_cut_by_its_cap_keeps_what_was_said_once_and_distrusts_the_rest
     assert _words_within([*said, at(2.0), 2, 3], ts, eot, seconds=2.5) == [1, 2, 3]  # a loop, cut by the cap
     assert _words_within([*said, at(2.0), 4, 5], ts, eot, seconds=2.5) is None  # new words, cut: not trusted
     assert _words_within([*said, at(2.0), 4, at(3.5), at(3.5), 6, 7], ts, eot, seconds=2.5) == [1, 2, 3, 4]
+    again = [*said, at(2.0), 1, 2, 3, at(2.4)]  # "Hey Rocky. Hey Rocky." for a draft of "Hey Rocky."
+    assert _words_within(again, ts, eot, seconds=2.5) == [1, 2, 3]
+    assert _words_within([*said, at(2.0), 1, 2, 3, at(4.0)], ts, eot, seconds=2.5) == [1, 2, 3]  # ...past the end
+    assert _words_within(again, ts, eot, seconds=2.5, keep_cut=True) == [1, 2, 3, 1, 2, 3]
 
 
 def test_the_15_s_retry_window_hears_what_the_30_s_window_hears(stt):

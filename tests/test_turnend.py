@@ -6,12 +6,13 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from fixtures.fixtures import FIXTURES_DIR
 
 from companion.bench.turnend import Transcriber, evaluate, format_report, load_recordings, measure
 from companion.config import LlmSettings, VadSettings
-from companion.messages import PersonaPrompt
+from companion.messages import PersonaPrompt, Utterance
 from companion.turnend import FixedEnd, LlmEnd, SyntaxEnd, SyntaxThenLlm, make_policy, normalise_for_llm
 
 PAUSES_DIR = FIXTURES_DIR / "pauses"
@@ -37,6 +38,11 @@ PAUSES_DIR = FIXTURES_DIR / "pauses"
         ("Thank you!", "complete"),
         ("Tell me a joke", "unsure"),
         ("", "unsure"),
+        ("Hey Rocky.", "opening"),  # a call: what they want comes after the pause
+        ("Hello robot.", "opening"),
+        ("Excuse me.", "opening"),
+        ("Hello, how are you?", "complete"),
+        ("Hey, what time is it?", "complete"),
     ],
 )
 def test_syntax_rules_read_the_last_words(draft, verdict):
@@ -48,6 +54,7 @@ def test_syntax_holds_follow_the_verdict():
     assert policy.hold_ms("What is your name?") == 200
     assert policy.hold_ms("I want to tell you about my") == 1200
     assert 200 < policy.hold_ms("Tell me a joke") < 1200
+    assert policy.hold_ms("Hey Rocky.") == policy.hold_ms("Tell me a joke")
 
 
 def test_the_llm_sees_the_words_without_whispers_final_punctuation():
@@ -73,6 +80,7 @@ def test_rules_overrule_the_llm_only_when_the_draft_is_plainly_unfinished():
     combined = SyntaxThenLlm(SyntaxEnd(200, 1200), LlmEnd(lambda _: 0.9, 200, 1200))
     assert combined.hold_ms("I want to tell you about my") == 1200
     assert combined.hold_ms("Tell me a joke") == 200
+    assert combined.hold_ms("Hey Rocky.") == 700  # a call alone: the rules' unsure hold, however sure the model
 
 
 def test_without_an_answer_in_time_the_rules_decide():
@@ -179,6 +187,16 @@ def test_transcriber_runs_the_stt_once_per_draft():
     evaluate(FixedEnd(300), [recording], drafts)
     evaluate(SyntaxEnd(200, 1200), [recording], drafts)
     assert first > 0 and len(calls) == first
+
+
+def test_transcriber_tells_drafts_apart_by_their_audio_not_their_times():
+    """utt_02's and utt_04's drafts both ran 0.x-1.32 s with as many samples: one text for both was wrong."""
+    rng = np.random.default_rng(3)
+    one, two = (rng.integers(-3000, 3000, 16000).astype(np.int16) for _ in range(2))
+    drafts = Transcriber(lambda u: f"text {int(u.samples[0])}", clock=iter(range(100)).__next__)
+    a = drafts(Utterance(one, 16000, 0.3, 1.32, 1.4, 0.0))[0]
+    b = drafts(Utterance(two, 16000, 0.3, 1.32, 1.4, 0.0))[0]
+    assert a != b and drafts(Utterance(one.copy(), 16000, 0.3, 1.32, 1.4, 0.0))[0] == a
 
 
 def test_the_pause_fixtures_are_small_16k_mono_and_pause_400_to_900_ms():

@@ -14,6 +14,7 @@ their measured time, as in the live loop. Per turn:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -259,11 +260,12 @@ class Transcriber:
     def __init__(self, transcribe: Callable[[Utterance], str], clock: Callable[[], float] = time.perf_counter) -> None:
         self._transcribe = transcribe
         self._clock = clock
-        self._memo: dict[tuple[float, float, int], tuple[str, float]] = {}
+        self._memo: dict[bytes, tuple[str, float]] = {}
 
     def __call__(self, utt: Utterance) -> tuple[str, float]:
         """(text, seconds the STT took for it)."""
-        key = (utt.start_s, utt.end_s, len(utt.samples))
+        key = hashlib.blake2b(utt.samples.tobytes(), digest_size=16).digest()  # the audio, not its times:
+        # drafts of two recordings can share start, end and length (utt_02's text was given to utt_04's)
         if key not in self._memo:
             t0 = self._clock()
             text = self._transcribe(utt)

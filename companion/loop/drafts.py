@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import cast
@@ -175,6 +176,13 @@ def answer_draft(
         return text, None
     hold = hold_for(policy, text, detector.settings.end_silence_ms)
     detector.set_hold(draft, hold)
+    _log.debug(
+        "end of turn: %r (speech to %.2f s): %d ms of silence ends it (decided %.0f ms after the draft)",
+        text,
+        draft.end_s,
+        hold,
+        (time.monotonic() - draft.detected_at) * 1000,
+    )
     return text, hold
 
 
