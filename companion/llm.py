@@ -108,6 +108,7 @@ class LlamaChat:
         bos = self._llm._model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() != -1 else ""
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
+        self._memory_last = self._takes_a_second_system_message()
         self.chat_memory = memory or ChatMemory(settings, prompt)
         self._prefix_cache = PrefixCache(
             prefix_cache or default_dir(), self.model_path, n_ctx=settings.context_tokens, kv="q8_0", flash_attn=True
@@ -136,9 +137,27 @@ class LlamaChat:
         return self.chat_memory.turns
 
     def _render(self, history: Sequence[tuple[str, str]], user: str | None) -> str:
-        messages: Any = self.chat_memory.messages(history, user)  # llama-cpp's TypedDicts; plain dicts at run time
+        # llama-cpp's TypedDicts; plain dicts at run time
+        messages: Any = self.chat_memory.messages(history, user, memory_last=self._memory_last)
         prompt: str = self._format(messages=messages).prompt
         return prompt
+
+    def _takes_a_second_system_message(self) -> bool:
+        """Whether the chat template renders a system message after the first exchanges
+        (ChatML does; some templates refuse any system message but the first)."""
+        marks = ("\x00persona\x00", "\x00memory\x00")
+        messages: Any = [
+            {"role": "system", "content": marks[0]},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": marks[1]},
+            {"role": "user", "content": "hi"},
+        ]
+        try:
+            text = self._format(messages=messages).prompt
+        except Exception:  # jinja2's raise_exception, or a template error
+            return False
+        return 0 <= text.find(marks[0]) < text.find(marks[1])
 
     def tokens(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

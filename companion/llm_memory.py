@@ -37,9 +37,25 @@ class ChatMemory:
         self.prompt = prompt
         self.turns: list[tuple[str, str]] = []
 
-    def messages(self, history: Sequence[tuple[str, str]], user: str | None) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.prompt.system}]
-        for u, a in (*self.prompt.examples, *history):
+    def messages(
+        self, history: Sequence[tuple[str, str]], user: str | None, *, memory_last: bool = False
+    ) -> list[dict[str, str]]:
+        """The chat messages for (history, user).
+
+        ``memory_last``: what is remembered of the user is a second system message after
+        the examples, not the end of the first. It changes between conversations; placed
+        before the examples it made a cold start re-read them (122 tokens, ~1 s on the
+        2-core box) whenever the memory had changed since the KV cache was saved. Only
+        for a template known to take a second system message (see ``LlamaChat``); a
+        remote server's template may refuse one.
+        """
+        prompt = self.prompt if memory_last else self.prompt.with_memory_in_system()
+        msgs = [{"role": "system", "content": prompt.system}]
+        for u, a in prompt.examples:
+            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        if prompt.memory:
+            msgs.append({"role": "system", "content": prompt.memory})
+        for u, a in history:
             msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
         if user is not None:
             msgs.append({"role": "user", "content": user})

@@ -35,6 +35,16 @@ class PersonaPrompt:
     system: str
     examples: tuple[tuple[str, str], ...] = ()
     """Few-shot (user, assistant) exchanges."""
+    memory: str = ""
+    """What is remembered of the user (changes between conversations). A local model is
+    told it after the examples, so the persona and examples before it stay in the KV
+    cache (see :meth:`companion.llm_memory.ChatMemory.messages`)."""
+
+    def with_memory_in_system(self) -> PersonaPrompt:
+        """The same prompt with the memory at the end of the system message (one system message)."""
+        if not self.memory:
+            return self
+        return PersonaPrompt(self.system + "\n" + self.memory, self.examples)
 
 
 @dataclass(frozen=True, slots=True)

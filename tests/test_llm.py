@@ -122,6 +122,34 @@ def test_shared_memory_keeps_its_budget_whatever_counts_the_tokens():
     assert memory.reset(PersonaPrompt("someone else")) and memory.turns == []
 
 
+def test_what_is_remembered_comes_after_the_examples_so_they_stay_cached(chat):
+    """A cold start after the memory changed re-read the examples (122 tokens, ~1 s here):
+    the memory came before them in the system message."""
+    assert chat._memory_last  # ChatML takes a second system message
+    chat.reset(PersonaPrompt(PROMPT.system, PROMPT.examples, "The user's name is Ada."))
+    old = chat.prompt_tokens([], "Hello")
+    chat.reset(PersonaPrompt(PROMPT.system, PROMPT.examples, "The user's name is Bo. Earlier, they talked of trains."))
+    new = chat.prompt_tokens([], "Hello")
+    common = next(i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
+    rendered = chat._render([], "Hello")
+    through_examples = rendered[: rendered.index("I am Pip, a little robot.") + len("I am Pip, a little robot.")]
+    assert common >= len(chat.tokens(through_examples))  # the persona and examples are shared
+    assert "The user's name is Bo. Earlier" in rendered
+    chat.reset(PROMPT)
+
+
+def test_a_remote_template_gets_the_memory_in_its_one_system_message():
+    from companion.llm_memory import ChatMemory
+
+    memory = ChatMemory(LlmSettings(), PersonaPrompt("You are Pip.", (("hi", "hello"),), "The user is Ada."))
+    first, *rest = memory.messages([], "hey")
+    assert first == {"role": "system", "content": "You are Pip.\nThe user is Ada."}
+    assert [m["role"] for m in rest] == ["user", "assistant", "user"]
+    last = memory.messages([("a", "b")], "hey", memory_last=True)
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "system", "user", "assistant", "user"]
+    assert last[3]["content"] == "The user is Ada." and last[0]["content"] == "You are Pip."
+
+
 # ---- speculation: probes and prefills that never hold up the reply ------------------------
 
 

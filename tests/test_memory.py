@@ -84,7 +84,7 @@ def test_memory_goes_into_the_prompt_when_a_conversation_starts(store: MemorySto
     say(chat, "hello i love jazz")
     assert len(inner.prompts) == n  # mid-conversation the cached prompt stays (no re-evaluation)
     chat.reset()
-    assert inner.prompts[-1] is not None and "The user loves jazz." in inner.prompts[-1].system
+    assert inner.prompts[-1] is not None and "The user loves jazz." in inner.prompts[-1].memory
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_forget_me_and_forget_that(store: MemoryStore) -> None:
     say(chat, "forget me")
     assert store.items() == [] and store.summaries() == []
     inner: ScriptChat = chat.inner  # type: ignore[assignment]
-    assert "Priya" not in (inner.prompts[-1].system if inner.prompts[-1] else "")
+    assert "Priya" not in (inner.prompts[-1].with_memory_in_system().system if inner.prompts[-1] else "")
     assert say(chat, "whats my name") == "You did not tell me that yet."
 
 

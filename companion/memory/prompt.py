@@ -70,15 +70,15 @@ def grounded_prompt(
     budget_tokens: int,
     with_facts: bool = True,
 ) -> PersonaPrompt:
-    """``base`` with the facts and as much memory as ``budget_tokens`` allows."""
-    extra = [facts_text(persona)] if persona is not None and with_facts else []
+    """``base`` with the facts (in the system text: they come with the persona) and as much
+    memory as ``budget_tokens`` allows (in ``memory``: it changes between conversations)."""
+    system = base.system + "\n" + facts_text(persona) if persona is not None and with_facts else base.system
+    remembered: list[str] = []
     used = 0
     for line in memory_lines(items, summaries):
         cost = estimate_tokens(line) + 1
         if used + cost > budget_tokens:
             break
-        extra.append(line)
+        remembered.append(line)
         used += cost
-    if not extra:
-        return base
-    return PersonaPrompt(base.system + "\n" + " ".join(extra), base.examples)
+    return PersonaPrompt(system, base.examples, " ".join(remembered))
