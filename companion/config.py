@@ -49,7 +49,7 @@ class VadSettings:
     start_ms: int = setting(90, check=positive, doc="voiced audio needed to start a turn")
     end_silence_ms: int = setting(500, check=positive, doc="silence that ends a turn (end_of_turn: silence)")
     end_of_turn: Literal["silence", "syntax", "llm", "syntax+llm"] = setting(
-        "syntax", doc="how long a pause must be, from what was said so far (companion/turnend.py)"
+        "syntax+llm", doc="how long a pause must be, from what was said so far (companion/turnend.py)"
     )
     min_end_silence_ms: int = setting(200, check=positive, doc="...after a complete sentence")
     max_end_silence_ms: int = setting(1200, check=positive, doc="...after an unfinished one, at most")
