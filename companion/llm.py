@@ -193,10 +193,10 @@ class LlamaChat:
     def _warm(self) -> None:
         self._llm.reset()
         t = time.perf_counter()
-        restored = self._prefix_cache.restore(self._llm)
+        restored = self._prefix_cache.restore(self._llm, self.prompt.system)
         evaluated = self._prefill()
         if evaluated > 1 or not restored:
-            self._prefix_cache.save(self._llm)
+            self._prefix_cache.save(self._llm, self.prompt.system)
         _log.debug(
             "persona prefix ready in %.0f ms: %d tokens from the cache, %d evaluated",
             (time.perf_counter() - t) * 1000,

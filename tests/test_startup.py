@@ -104,3 +104,21 @@ def test_a_saved_prefix_of_another_persona_or_a_broken_file_changes_nothing(tmp_
     for state in (tmp_path / "b").glob("*.state"):
         state.write_bytes(b"not a llama.cpp state file")
     assert "".join(_chat(OTHER, tmp_path / "b").reply("How are you?")) == fresh
+
+
+@pytest.mark.slow
+def test_each_persona_keeps_its_own_prefix_and_only_the_last_few_are_kept(tmp_path, monkeypatch):
+    """With one file per model, a run of another persona made the next start evaluate the whole
+    prompt again (158 tokens, 1.3 s on the 2-core box)."""
+    from companion import llm_prefix
+
+    cache = tmp_path / "cache"
+    pip = _chat(PROMPT, cache)
+    max_ = _chat(OTHER, cache)
+    for chat in (pip, max_):  # both still there after the other one ran
+        assert chat._prefix_cache.restore(chat._llm, chat.prompt.system) == len(chat.prompt_tokens([], None))
+    monkeypatch.setattr(llm_prefix, "SLOTS", 2)
+    third = PersonaPrompt("You are Zed, a quiet kettle. Answer in one short sentence.", ())
+    _chat(third, cache)
+    assert len(list(cache.glob("*.state"))) == 2
+    assert pip._prefix_cache.restore(pip._llm, PROMPT.system) == 0  # the least recently used went
