@@ -113,6 +113,9 @@ class LlmSettings:
     temperature: float = setting(0.6, check=between(0, 2), doc="sampling temperature")
     top_p: float = setting(0.9, check=between(0, 1), doc="nucleus sampling")
     repeat_penalty: float = setting(1.15, check=between(1, 2), doc="repetition penalty")
+    no_repeat_tokens: int = setting(
+        4, check=non_negative, doc="local model: no run this long of an earlier reply comes again; 0 = off"
+    )
     seed: int = setting(1234, doc="sampling seed (fixed = repeatable replies)")
 
 

@@ -109,6 +109,8 @@ class LlamaChat:
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
         self._memory_last = self._takes_a_second_system_message()
+        self._reply_tokens: dict[str, list[int]] = {}
+        """Earlier replies in tokens, for :meth:`_no_repeat` (those still in memory)."""
         self.chat_memory = memory or ChatMemory(settings, prompt)
         self._prefix_cache = PrefixCache(
             prefix_cache or default_dir(), self.model_path, n_ctx=settings.context_tokens, kv="q8_0", flash_attn=True
@@ -297,6 +299,7 @@ class LlamaChat:
                 seed=s.seed,
                 stop=self._stops,
                 stream=True,
+                logits_processor=self._no_repeat(),
             )
             for part in stream:
                 piece = part["choices"][0]["text"]
@@ -322,6 +325,24 @@ class LlamaChat:
                 stream.close()
             self.chat_memory.add(text, "".join(pieces))
             out.put(None)
+
+    def _no_repeat(self) -> Any:
+        """The logits processors that keep this reply from copying an earlier one (None: off)."""
+        from llama_cpp import LogitsProcessorList
+
+        from companion.llm_norepeat import NoRepeat
+
+        n = self.settings.no_repeat_tokens
+        if not n:
+            return None
+        said = []
+        for _, reply in self.memory:
+            if reply not in self._reply_tokens:
+                self._reply_tokens[reply] = self.tokens(reply)
+            said.append(self._reply_tokens[reply])
+        self._reply_tokens = {reply: self._reply_tokens[reply] for _, reply in self.memory}
+        block = NoRepeat(said, n)
+        return LogitsProcessorList([block]) if block else None
 
     def remember_spoken(self, spoken_reply: str) -> None:
         """Replace the last reply in memory with what was actually said (it may have been cut)."""

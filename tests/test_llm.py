@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
 from companion.config import LlmSettings
@@ -198,3 +199,41 @@ def test_an_end_of_turn_probe_gives_up_instead_of_waiting_behind_a_reply(chat):
         chat.end_of_turn_probability("What time is it", timeout_s=0.001)
     "".join(pieces)
     assert 0.0 <= chat.end_of_turn_probability("What time is it", timeout_s=None) <= 1.0
+
+
+# ---- no copied replies -----------------------------------------------------------------
+
+
+def test_no_repeat_blocks_only_the_token_that_would_complete_an_earlier_run():
+    from companion.llm_norepeat import NoRepeat
+
+    block = NoRepeat([[1, 2, 3, 4, 5]], 4)
+    assert block.banned([9, 1, 2, 3]) == {4} and block.banned([9, 2, 3, 4]) == {5}
+    assert block.banned([2, 9, 3]) == set() and block.banned([3]) == set()
+    scores = np.zeros(8, dtype=np.float32)
+    block(np.array([7, 2, 3, 4]), scores)
+    assert scores[5] == -np.inf and np.isfinite(np.delete(scores, 5)).all()
+    assert not NoRepeat([[1, 2]], 4)  # nothing long enough to block
+
+
+def test_a_reply_does_not_copy_what_the_robot_said_before():
+    """SmolLM2-135M answered seven bench questions in a row with the same two sentences."""
+    from dataclasses import replace
+
+    said = "I'm not sure, I don't have a recipe for dinner tonight. But in my case, I am here today because it rains!"
+    tokens = LlamaChat(LlmSettings(), PROMPT).tokens
+    runs = {tuple(t) for t in zip(*(tokens(said)[i:] for i in range(4)), strict=False)}
+
+    def copied(n: int) -> list[int]:
+        """Runs of 4 tokens of ``said`` in each reply, with blocking at ``n`` (0: off)."""
+        chat = LlamaChat(replace(LlmSettings(), temperature=0.0, no_repeat_tokens=n), PROMPT)
+        for question in ("Can you tell me a joke?", "What should I cook tonight?", "Turn off the lights."):
+            chat.memory.append((question, said))
+        out = []
+        for question in ("What is the weather like?", "Do you like music?"):
+            got = tokens("".join(chat.reply(question)))
+            out.append(sum(tuple(got[i : i + 4]) in runs for i in range(len(got) - 3)))
+        return out
+
+    assert max(copied(0)) >= 5  # the model does copy itself...
+    assert copied(4) == [0, 0]  # ...and with the block no 4 tokens of it come back in a row
