@@ -60,3 +60,22 @@ def test_a_cancelled_draft_says_nothing():
     future: Future[str] = Future()
     future.cancel()
     assert answer_draft(mic.det, SyntaxEnd(200, 1200), draft, future) == ("", None)
+
+
+def test_a_draft_the_user_went_on_from_is_not_put_to_the_policy():
+    """Its probe would only hold up the STT thread, and so the next draft."""
+    asked: list[str] = []
+
+    def probability(text: str) -> float:
+        asked.append(text)
+        return 0.9
+
+    mic = Mic("_" * 20 + "#" * 20 + "___" + "#" * 10 + "_" * 60, min_end_silence_ms=200, max_end_silence_ms=1200)
+    draft = mic.until_draft()
+    mic.step(4)  # the user speaks again before the draft's transcript is in
+    policy = SyntaxThenLlm(SyntaxEnd(200, 1200), LlmEnd(probability, 200, 1200))
+    assert answer_draft(mic.det, policy, draft, _done("What time is it?")) == ("What time is it?", None)
+    assert asked == []
+    later = mic.until_draft()
+    assert answer_draft(mic.det, policy, later, _done("What time is it now?")) == ("What time is it now?", 200)
+    assert asked == ["What time is it now"]

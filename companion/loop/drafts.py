@@ -174,6 +174,12 @@ def answer_draft(
     text = "" if future.exception() is not None else future.result()
     if policy is None or not detector.hinted:
         return text, None
+    if detector.speech_end_s != draft.end_s:
+        # The user spoke again (or the turn is over): this pause needs no answer, and asking
+        # the model would hold up the STT thread, and so the next draft, for nothing (a
+        # draft decided 1031 ms after it was taken behind two such probes).
+        _log.debug("end of turn: %r is stale; not asked", text)
+        return text, None
     hold = hold_for(policy, text, detector.settings.end_silence_ms)
     detector.set_hold(draft, hold)
     _log.debug(
