@@ -104,7 +104,7 @@ class LlmSettings:
     max_reply_tokens: int = setting(96, check=positive, doc="reply length cap in tokens")
     max_sentences: int = setting(3, check=positive, doc="reply length cap in sentences")
     threads: int = setting(
-        1, check=positive, doc="CPU threads for the prompt and first sentence (2: faster idle, stalls when busy)"
+        2, check=positive, doc="CPU threads until the voice can start and for end-of-turn probes (1 if the CPU is busy)"
     )
     threads_while_speaking: int = setting(
         1, check=positive, doc="CPU threads for the rest of the reply (leave a core to the TTS)"

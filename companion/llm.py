@@ -29,11 +29,16 @@ from companion.worker import Worker
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_SENTENCE_END = frozenset(".!?\n")
+_VOICE_STARTS = frozenset(".!?\n,;:")
+"""After the first of these the voice may start (a sentence, or a first clause: see
+``LoopOptions.first_clause``): from then on the LLM leaves a core to the TTS."""
 
 SIDE_THREADS = 1
-"""Threads for work nobody waits on yet: the end-of-turn probe, prefills (idle, speculative,
-warm-up). llama.cpp's OpenMP team of two stalls at every barrier when a core is taken
+"""Threads for work nobody waits on yet: prefills (idle, speculative, warm-up). The
+end-of-turn probe and a reply until its first clause, which someone waits on while the
+rest of the loop is idle, take ``llm.threads`` (2: on the bench, LLM to first clause
+258 -> 195 ms median, end-of-turn decisions 199 -> 163 ms after the draft).
+llama.cpp's OpenMP team of two stalls at every barrier when a core is taken
 (Whisper's own team on a draft, Piper, another process): on the 2-core box under load 4
 a 3-token prefill took up to 6 s and a probe's p95 was 2.4 s with two threads, 40-90 ms
 with one; one thread leaves the other core to the STT."""
@@ -312,8 +317,8 @@ class LlamaChat:
                             (time.perf_counter() - t0) * 1000,
                         )
                     pieces.append(piece)
-                    if fast and _SENTENCE_END.intersection(piece):
-                        fast = False  # the first sentence is out: leave a core to the TTS
+                    if fast and _VOICE_STARTS.intersection(piece):
+                        fast = False  # the voice may start now: leave a core to the TTS
                         self._set_threads(s.threads_while_speaking)
                     out.put(piece)
                 if stop.is_set():
@@ -386,7 +391,7 @@ class LlamaChat:
             raise ModelError(f"{self.model_path}: cannot find where its chat template ends a user message")
         context = prompt[: -len(close)]
         common = min(self._cached_prefix(context), len(context) - 1)
-        self._set_threads(SIDE_THREADS, SIDE_THREADS)
+        self._set_threads(self.settings.threads, self.settings.threads)  # someone waits on it now
         self._llm.n_tokens = common
         t = time.perf_counter()
         self._llm.eval(context[common:])
