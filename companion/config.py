@@ -99,7 +99,7 @@ class LlmSettings:
     deadline_s: float = setting(4.0, check=positive, doc="remote: first token due within this")
     fallback: bool = setting(True, doc="remote: keep the local model loaded as fallback (costs ~200 MB RSS)")
     model: str = setting("default", doc="'default' (bundled SmolLM2-135M) or a .gguf path")
-    context_tokens: int = setting(2048, check=positive, doc="model context window")
+    context_tokens: int = setting(1536, check=positive, doc="model context window")
     memory_tokens: int = setting(768, check=non_negative, doc="budget for earlier turns")
     max_reply_tokens: int = setting(96, check=positive, doc="reply length cap in tokens")
     max_sentences: int = setting(3, check=positive, doc="reply length cap in sentences")
