@@ -115,8 +115,6 @@ class LlamaChat:
         self._format = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._stops = sorted({eos, "<|im_end|>", "<|endoftext|>", "<|im_start|>", "<end_of_turn>"} - {""})
         self._memory_last = self._takes_a_second_system_message()
-        self._reply_tokens: dict[str, list[int]] = {}
-        """Earlier replies in tokens, for :meth:`_no_repeat` (those still in memory)."""
         self.chat_memory = memory or ChatMemory(settings, prompt)
         self._prefix_cache = PrefixCache(
             prefix_cache or default_dir(), self.model_path, n_ctx=settings.context_tokens, kv="f16", flash_attn=False
@@ -341,13 +339,7 @@ class LlamaChat:
         n = self.settings.no_repeat_tokens
         if not n:
             return None
-        said = []
-        for _, reply in self.memory:
-            if reply not in self._reply_tokens:
-                self._reply_tokens[reply] = self.tokens(reply)
-            said.append(self._reply_tokens[reply])
-        self._reply_tokens = {reply: self._reply_tokens[reply] for _, reply in self.memory}
-        block = NoRepeat(said, n)
+        block = NoRepeat((self.tokens(reply) for _, reply in self.memory), n)
         return LogitsProcessorList([block]) if block else None
 
     def remember_spoken(self, spoken_reply: str) -> None:
