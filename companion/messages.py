@@ -95,6 +95,23 @@ class Utterance:
         return (self.samples.astype(np.float32) / 32768.0).astype(np.float32)
 
 
+class HeardText(str):
+    """A transcript that also says how sure the STT was of its last word.
+
+    ``last_word_p``: the probability the STT gave the last word (its tokens' product),
+    None when it cannot say. The end-of-turn policy reads it: a pause after a word the
+    STT barely heard (a half-word it guessed at) is not taken as a finished turn. A
+    plain ``str`` stands for "cannot say".
+    """
+
+    last_word_p: float | None
+
+    def __new__(cls, text: str, last_word_p: float | None = None) -> HeardText:
+        self = super().__new__(cls, text)
+        self.last_word_p = last_word_p
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class Transcript:
     """What the user said."""

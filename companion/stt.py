@@ -12,6 +12,7 @@ if it is short (:data:`RETRY_WINDOW_FRAMES`), else the usual way.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from companion.config import SttSettings
 from companion.errors import ModelError
-from companion.messages import Float32Array, Int16Array
+from companion.messages import Float32Array, HeardText, Int16Array
 from companion.stages import SpeechToText
 from companion.worker import Worker
 
@@ -46,6 +47,12 @@ the fixtures, +25 vs +78 MB peak RSS (the encoder's attention grows with the win
 ~240-370 vs ~500-630 ms a draft, same WER on whole turns (10 s windows loop on drafts)."""
 RETRY_WINDOW_MAX_S = 5.0
 """Longer turns are done again in the 30 s window (the 15 s one was measured on turns up to 4.5 s)."""
+
+LOGITS_MAX_STEPS = 64
+"""A decode capped at this many tokens or fewer keeps its logits, to tell how sure Whisper was
+of the last word (``HeardText.last_word_p``): a row of 51864 floats a step, so at most 13 MB
+for a moment. A fitted-window decode of up to 6 s of audio qualifies; longer turns and the
+15 s retry (capped at 448 tokens, up to 93 MB) say nothing of their last word."""
 
 MAX_STREAM_S = 60.0
 """A stream keeps at most this much audio (the turn detector cuts turns far sooner)."""
@@ -158,6 +165,32 @@ def _words_within(
     if any(words[i : i + n] == segment for i in range(len(words) - n + 1)):
         return words  # the cap cut a repeat of what was already said
     return None
+
+
+def _last_word_p(result: Any, ids: list[int], kept: int, tok: Any) -> float | None:
+    """The probability Whisper gave the last word of the first ``kept`` text tokens of ``ids``
+    (the product of its tokens'; punctuation after it is skipped); None if there is none.
+
+    ``result`` is a decode with ``return_logits_vocab``: one row of logits a step, a step a token.
+    """
+    steps = [i for i, t in enumerate(ids) if t < tok.eot][:kept]
+    logits = getattr(result, "logits", None)
+    if not steps or not logits or len(logits[0]) < len(ids):
+        return None
+    p, seen_word = 1.0, False
+    for i in reversed(steps):
+        piece = str(tok.decode([ids[i]]))
+        if not any(c.isalnum() for c in piece):
+            if seen_word:
+                break  # "-" or "'" inside a word is part of it only when letters follow
+            continue
+        row = np.asarray(logits[0][i], dtype=np.float64)
+        top = float(row.max())
+        p *= math.exp(float(row[ids[i]]) - top - math.log(float(np.exp(row - top).sum())))
+        seen_word = True
+        if piece.startswith(" "):
+            break  # Whisper's tokens that start a word start with a space
+    return p if seen_word else None
 
 
 def resolve_model(model: str) -> str:
@@ -290,6 +323,8 @@ class FasterWhisperSTT:
             max_length=max_length,
             return_no_speech_prob=True,
             return_scores=True,
+            # the last word's probability (see _last_word_p); a row of 51864 floats a step
+            return_logits_vocab=max_length <= LOGITS_MAX_STEPS,
             suppress_blank=True,
             suppress_tokens=[-1],
             **options,
@@ -323,7 +358,7 @@ class FasterWhisperSTT:
                 logprob,
             )
             return None
-        return str(tok.decode(text)).strip()
+        return HeardText(str(tok.decode(text)).strip(), _last_word_p(result, ids, len(text), tok))
 
     def _transcribe_window(self, audio: Float32Array, window: int) -> str:
         """What :meth:`_transcribe_full` says of audio shorter than ``window`` mel frames, in that window.
@@ -339,7 +374,7 @@ class FasterWhisperSTT:
         if result.no_speech_prob >= 0.8 or (result.no_speech_prob > 0.6 and logprob < -1.0):
             return ""  # faster-whisper skips such a window; _transcribe_full drops its segments
         words = _words_within(ids, tok.timestamp_begin, tok.eot, len(audio) / STT_RATE + 0.3, keep_cut=True) or []
-        return str(tok.decode(words)).strip()
+        return HeardText(str(tok.decode(words)).strip(), _last_word_p(result, ids, len(words), tok))
 
     def _transcribe_full(self, audio: Float32Array) -> str:
         segments, _info = self._model.transcribe(

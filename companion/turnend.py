@@ -15,6 +15,9 @@ over: a complete question or statement ends after a short silence, an unfinished
   the words without Whisper's punctuation; one short prefill per draft.
 - :class:`SyntaxThenLlm`: the rules where they are sure, the LLM for the rest.
 - :class:`FixedEnd`: always the same silence (the old behaviour, for comparison).
+
+Whatever the policy, a pause after a last word the STT barely heard (see
+:class:`DoubtfulEnding`) waits at least the unsure hold.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from companion.config import VadSettings
+from companion.messages import HeardText
 
 _log = logging.getLogger(__name__)
 
@@ -227,6 +231,38 @@ class SyntaxThenLlm:
         return self.syntax.hold_ms(draft) if hold is None else hold
 
 
+DOUBTFUL_WORD_P = 0.3
+"""A draft whose last word the STT gave less than this probability is not trusted to end
+the turn. Measured on the fixtures' drafts (tiny.en): words heard right at a pause scored
+0.5-1.0; below 0.3 were half-words and guesses ("I need to call my brother Biclos" for
+"...brother because", p 0.05) and misheard last words of finished turns ("...songs about
+the room", 0.20)."""
+
+
+class DoubtfulEnding:
+    """Wraps a policy: a draft whose last word the STT was unsure of (``HeardText.last_word_p``
+    below ``below``) waits at least ``floor_ms``.
+
+    Whisper fills a pause after an unfinished phrase with a plausible guess that often
+    reads as complete; the guess shows in its low probability. Rules and the LLM judge
+    the words as given, so the doubt is applied here, once, for all of them.
+    """
+
+    def __init__(self, policy: EndOfTurn, floor_ms: int, *, below: float = DOUBTFUL_WORD_P) -> None:
+        self.policy = policy
+        self.floor_ms = floor_ms
+        self.below = below
+        self.name = policy.name
+
+    def hold_ms(self, draft: str) -> int:
+        hold = self.policy.hold_ms(draft)
+        p = draft.last_word_p if isinstance(draft, HeardText) else None
+        if p is not None and p < self.below and hold < self.floor_ms:
+            _log.debug("end of turn: last word of %r heard at p=%.2f; holding %d ms", draft, p, self.floor_ms)
+            return self.floor_ms
+        return hold
+
+
 def make_policy(settings: VadSettings, probability: Callable[[str], float] | None = None) -> EndOfTurn:
     """The policy ``vad.end_of_turn`` names.
 
@@ -238,10 +274,13 @@ def make_policy(settings: VadSettings, probability: Callable[[str], float] | Non
     if kind == "silence":
         return FixedEnd(settings.end_silence_ms)
     syntax = SyntaxEnd(short, long)
+    policy: EndOfTurn
     if kind == "syntax":
-        return syntax
-    if probability is None:
+        policy = syntax
+    elif probability is None:
         _log.warning("vad.end_of_turn: %s needs the local LLM; using the syntax rules alone", kind)
-        return syntax
-    llm = LlmEnd(probability, short, long)
-    return llm if kind == "llm" else SyntaxThenLlm(syntax, llm)
+        policy = syntax
+    else:
+        llm = LlmEnd(probability, short, long)
+        policy = llm if kind == "llm" else SyntaxThenLlm(syntax, llm)
+    return DoubtfulEnding(policy, syntax.unsure_ms)

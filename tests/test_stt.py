@@ -133,6 +133,26 @@ def test_a_draft_cut_just_after_its_last_word_is_heard_in_the_short_window(stt):
     assert fit_wer <= full_wer + 0.02
 
 
+def test_the_last_words_probability_tells_a_word_heard_right_from_a_guess(stt):
+    """What the end-of-turn policy trusts (``HeardText.last_word_p``, see turnend.DoubtfulEnding):
+    last words heard right score at or above the bar, most misheard ones below it."""
+    from companion.turnend import DOUBTFUL_WORD_P
+
+    right, wrong, unknown = [], [], 0
+    turns = _turns_cut_like_drafts()
+    for audio, text in turns:
+        heard = stt.transcribe(audio)
+        if heard.last_word_p is None:  # over 6 s, or redone in the 15 s window (see stt.LOGITS_MAX_STEPS)
+            unknown += 1
+            continue
+        same = normalise(heard).split()[-1:] == normalise(text).split()[-1:]
+        (right if same else wrong).append(heard.last_word_p)
+    assert unknown <= 0.2 * len(turns), unknown
+    assert len(right) >= 30 and len(wrong) >= 3, (len(right), len(wrong))
+    assert sum(p >= DOUBTFUL_WORD_P for p in right) >= 0.95 * len(right), sorted(right)[:5]
+    assert sum(p < DOUBTFUL_WORD_P for p in wrong) >= 0.5 * len(wrong), sorted(wrong)
+
+
 def test_the_fitted_window_leaves_a_cough_and_noise_to_the_30_s_window(stt):
     for name in ("cough.wav", "noise_only.wav"):
         assert stt.transcribe(to_float32(load_for_stt(fixture_path(name)))) == "", name

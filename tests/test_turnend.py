@@ -12,8 +12,16 @@ from fixtures.fixtures import FIXTURES_DIR
 
 from companion.bench.turnend import Transcriber, evaluate, format_report, load_recordings, measure
 from companion.config import LlmSettings, VadSettings
-from companion.messages import PersonaPrompt, Utterance
-from companion.turnend import FixedEnd, LlmEnd, SyntaxEnd, SyntaxThenLlm, make_policy, normalise_for_llm
+from companion.messages import HeardText, PersonaPrompt, Utterance
+from companion.turnend import (
+    DoubtfulEnding,
+    FixedEnd,
+    LlmEnd,
+    SyntaxEnd,
+    SyntaxThenLlm,
+    make_policy,
+    normalise_for_llm,
+)
 
 PAUSES_DIR = FIXTURES_DIR / "pauses"
 
@@ -94,12 +102,37 @@ def test_without_an_answer_in_time_the_rules_decide():
     assert LlmEnd(busy, 200, 1200).hold_ms("Tell me a joke") == 700
 
 
+def _inner(policy):
+    assert isinstance(policy, DoubtfulEnding)
+    return policy.policy
+
+
 def test_make_policy_builds_what_the_config_names():
     vad = VadSettings()
     assert isinstance(make_policy(replace(vad, end_of_turn="silence")), FixedEnd)
-    assert isinstance(make_policy(replace(vad, end_of_turn="syntax")), SyntaxEnd)
-    assert isinstance(make_policy(replace(vad, end_of_turn="syntax+llm"), lambda _: 0.1), SyntaxThenLlm)
-    assert isinstance(make_policy(replace(vad, end_of_turn="llm")), SyntaxEnd)  # no LLM to ask: the rules
+    assert isinstance(_inner(make_policy(replace(vad, end_of_turn="syntax"))), SyntaxEnd)
+    assert isinstance(_inner(make_policy(replace(vad, end_of_turn="syntax+llm"), lambda _: 0.1)), SyntaxThenLlm)
+    assert isinstance(_inner(make_policy(replace(vad, end_of_turn="llm"))), SyntaxEnd)  # no LLM to ask: the rules
+    assert make_policy(replace(vad, end_of_turn="syntax+llm"), lambda _: 0.1).name == "syntax+llm"
+
+
+def test_a_last_word_the_stt_barely_heard_waits_at_least_the_unsure_hold():
+    policy = make_policy(replace(VadSettings(), end_of_turn="syntax+llm"), lambda _: 0.9)
+    unsure = SyntaxEnd(VadSettings().min_end_silence_ms, VadSettings().max_end_silence_ms).unsure_ms
+    heard_well = HeardText("I need to call my brother.", last_word_p=0.97)
+    guessed = HeardText("I need to call my brother Biclos.", last_word_p=0.05)
+    assert policy.hold_ms(heard_well) == VadSettings().min_end_silence_ms
+    assert policy.hold_ms(guessed) == unsure
+    assert policy.hold_ms("I need to call my brother Biclos.") < unsure  # a plain str: the STT could not say
+    assert policy.hold_ms(HeardText("I need to call my brother Biclos.")) < unsure
+    # doubt never shortens a hold: an unfinished draft keeps its long one
+    assert policy.hold_ms(HeardText("I want to tell you about my", 0.05)) == VadSettings().max_end_silence_ms
+
+
+def test_heard_text_is_the_text_it_carries():
+    text = HeardText("Hello there.", 0.4)
+    assert text == "Hello there." and text.strip() == "Hello there." and text.last_word_p == 0.4
+    assert isinstance(text, str) and HeardText("x").last_word_p is None
 
 
 # ---- the real LLM -------------------------------------------------------------------------
