@@ -159,6 +159,9 @@ class PacedSink(MemorySink):
         self.faded.wait(audio.seconds)  # "playing": returns at once if faded out meanwhile
         return 0.0
 
+    def pause(self, paused: bool, seconds: float = 0.03) -> None:
+        self.events.append("pause" if paused else "go on")
+
     def fade_out(self, seconds: float = 0.03) -> None:
         self.events.append("fade")
         self._cut = True

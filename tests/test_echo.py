@@ -474,3 +474,31 @@ def test_a_filter_that_stops_removing_the_echo_without_a_jump_soon_stops_passing
         then=lambda _p, out: voiced.append(vad.is_speech(out.tobytes(), RATE)),
     )
     assert sum(voiced[half // BLOCK :]) <= 20  # of ~420 blocks (63-89 before the check)
+
+
+def test_asking_before_a_pause_leaves_the_filter_as_it_is(far):
+    """The pause at 120 ms of voice asks is_echo(act=False) on many blocks: the answer is the
+    same leak check, but the filter is not distrusted (or realigned) for asking."""
+    import webrtcvad
+
+    far = np.concatenate([far, far])
+    half = len(far) // 2
+    before = np.convolve(far, room_response(-6.0, 40, 0.25, seed=0))[: len(far)]
+    after = np.convolve(far, room_response(0.0, 40, 0.3, seed=7))[: len(far)]
+    echo = np.concatenate([before[:half], after[half:]])
+    vad = webrtcvad.Vad(2)
+    asked: list[tuple[bool, bool, bool, float]] = []  # (trained before, answer, trained after, aligned moved)
+    run = 0
+
+    def ask(path: EchoPath, out: np.ndarray) -> None:
+        nonlocal run
+        run = run + 1 if vad.is_speech(out.tobytes(), RATE) else 0
+        if run >= 4:
+            trained, aligned = path.trained, path.aligned_for
+            answer = path.is_echo(act=False)
+            asked.append((trained, answer, path.trained, path.aligned_for - aligned))
+            run = 0
+
+    run_path(echo, far, then=ask)
+    assert any(answer for _, answer, _, _ in asked)  # it leaked, and was recognised
+    assert all(t0 == t1 and moved == 0.0 for t0, _, t1, moved in asked)

@@ -28,7 +28,7 @@ class LongTTS(ToneTTS):
         yield (0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 220)).astype(np.float32)
 
 
-def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: LoopOptions):
+def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: LoopOptions, listen=None):
     """A live loop on a '#'/'_' pattern of 30 ms frames, paced by ``gate``; (loop, events, sink)."""
     chunks, _ = speech_pattern(pattern)
     sink = PacedSink()
@@ -43,14 +43,14 @@ def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: L
         chat=chat,
         tts=LongTTS(),
         persona=PERSONA,
-        listen=ListenSettings(barge_in_ms=250),
+        listen=listen or ListenSettings(barge_in_ms=250),
         options=options,
         bus=bus,
     )
     return loop, events, sink
 
 
-def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=None):
+def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=None, listen=None):
     """A turn, then ``burst_frames`` of voice (or that pattern) while the robot is speaking its reply."""
     first = 10 + 30 + 12
     burst = "#" * burst_frames if isinstance(burst_frames, int) else burst_frames
@@ -66,7 +66,7 @@ def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=N
     chat = ScriptChat(replies or [LONG, "Yes, I stop."])
     pattern = "_" * 10 + "#" * 30 + "_" * 12 + burst + "_" * 40
     loop, events, sink = make_loop(
-        pattern, gate, chat, ["tell me a story", "wait stop"], LoopOptions(barge_in=barge_in)
+        pattern, gate, chat, ["tell me a story", "wait stop"], LoopOptions(barge_in=barge_in), listen
     )
     sink_playing = sink.playing
     return loop, events, sink, chat
@@ -108,6 +108,35 @@ def test_a_cough_shorter_than_barge_in_ms_does_not_interrupt():
     records = finished(events)
     assert [r.heard for r in records] == ["tell me a story"]
     assert not records[0].interrupted and "fade" not in sink.events
+
+
+PAUSING = ListenSettings(barge_in_ms=250, barge_in_pause_ms=120)
+
+
+def test_a_voice_over_the_robot_pauses_it_at_once_and_a_cough_lets_it_go_on():
+    """At barge_in_pause_ms (120) of voice the robot holds its voice; a cough (150 ms) ends
+    there, and the reply goes on; a voice that goes on to barge_in_ms interrupts it."""
+    loop, events, sink, _ = loop_with_burst(5, listen=PAUSING)
+    loop.run()
+    assert [e for e in sink.events if e in ("pause", "go on", "fade")] == ["pause", "go on"]
+    loop, events, sink, _ = loop_with_burst(20, listen=PAUSING)
+    loop.run()
+    assert [e for e in sink.events if e in ("pause", "go on", "fade")] == ["pause", "fade"]
+    assert finished(events)[0].interrupted
+
+
+def test_voice_that_paused_the_robot_once_does_not_pause_it_again():
+    """A cough (150 ms), then, after the voice went on, a click (60 ms) in the same run of
+    sound: what counts again is the fresh voice, not the cough still in the window."""
+    loop, _, sink, _ = loop_with_burst("#" * 5 + "_" * 9 + "#" * 2, listen=PAUSING)
+    loop.run()
+    assert [e for e in sink.events if e in ("pause", "go on", "fade")] == ["pause", "go on"]
+
+
+def test_by_default_the_voice_is_not_paused():
+    loop, _, sink, _ = loop_with_burst(5)
+    loop.run()
+    assert "pause" not in sink.events and "fade" not in sink.events
 
 
 def test_a_short_turn_in_two_runs_of_voice_interrupts_when_it_ends():

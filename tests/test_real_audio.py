@@ -8,6 +8,7 @@ answers its own voice (also when its voice leaks back into the microphone).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -268,3 +269,60 @@ def test_the_speaker_closes_while_its_stream_is_playing(tmp_path):
         assert child.returncode == 0 and out.split()[-1] == "60"
     finally:
         pulse.stop()
+
+
+PAUSE_AND_GO_ON = """
+import json, time
+import numpy as np
+from companion.audio.sinks import SpeakerSink
+from companion.messages import SpokenAudio
+
+class Played:  # sits where the echo reference does: sees every block the speaker plays
+    def __init__(self):
+        self.blocks, self.rate = [], 0
+    def played(self, samples, rate, heard_at):
+        self.blocks.append(samples.copy())
+        self.rate = rate
+
+played = Played()
+sink = SpeakerSink(None, latency="low", reference=played)
+sink.begin(1)
+sink.write(SpokenAudio(np.zeros(3200, dtype=np.float32), 16000, 1, "silence"))
+while sum(len(b) for b in played.blocks) < 6400:  # the sound server takes a while to start pulling
+    time.sleep(0.01)
+sink.write(SpokenAudio(np.full(16000, 0.25, dtype=np.float32), 16000, 1, "tone"))  # 1 s, a level the gain shows on
+time.sleep(0.3)
+sink.pause(True, 0.02)
+time.sleep(0.6)
+sink.pause(False, 0.02)
+sink.end(1)
+sink.close()
+out = np.concatenate(played.blocks)
+np.save("played.npy", out)
+print(json.dumps({"rate": played.rate}))
+"""
+
+
+def test_a_paused_voice_holds_where_it_is_and_goes_on_without_losing_a_sample(tmp_path):
+    """pause(True) ramps the voice down and holds the rest queued; pause(False) plays it on."""
+    pulse = start_pulse(tmp_path / "pulse", sinks=("speaker",), default_source="speaker.monitor")
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", PAUSE_AND_GO_ON],
+            env=pulse.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        pulse.stop()
+    assert child.returncode == 0, child.stderr
+    rate = json.loads(child.stdout)["rate"]
+    out = np.load(tmp_path / "played.npy")
+    loud = np.flatnonzero(out > 0.2)
+    hold = np.diff(loud).max() / rate
+    assert 0.4 < hold < 0.8, f"the voice was held for {hold:.2f} s, not the 0.6 s it was paused"
+    # the ramps down and up (20 ms each) are the only samples not at full level; none is dropped
+    sound = float(out.sum()) / 0.25 / rate
+    assert 0.97 < sound < 1.01, f"{sound:.3f} s of the 1 s voice was played"

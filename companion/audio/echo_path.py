@@ -216,11 +216,12 @@ class EchoPath:
         noise = self._rng.standard_normal(n) * np.sqrt(self._room)
         return np.clip(np.round(noise), -32768, 32767).astype(np.int16)
 
-    def is_echo(self) -> bool:
+    def is_echo(self, *, act: bool = True) -> bool:
         """Is what passed the gate lately the robot's own echo, arriving where the filter does not
         expect it? Asked before a barge-in. If so the filter is not trusted until it is aligned
-        again: the last ``check_s`` of the microphone is matched against what the speaker played
-        (the same cross-correlation as the delay finder, with a stricter peak)."""
+        again (with ``act``; without, only the answer: asked before a pause, which may be asked
+        again every block): the last ``check_s`` of the microphone is matched against what the
+        speaker played (the same cross-correlation as the delay finder, with a stricter peak)."""
         if not self._raw or not self.delay_known:
             return False
         start = self._raw[0][0]
@@ -239,11 +240,15 @@ class EchoPath:
             _log.info("not following an echo %+.0f ms off where it was", 1000 * (at[0] - self.aligned_for))
             return True
         if at is not None and abs(at[0] - self.aligned_for) > self.moved_s:
+            if not act:
+                return True
             self._distrust(f"its echo came {1000 * (at[0] - self.aligned_for):+.0f} ms off where it was")
             self._follow_at_once(at[0])
             return True
         near = left is not None and -self.lead_s <= left[0] - self.aligned_for <= self.filter_s
         if left is not None and near and left[1] >= self.leak_sharpness:
+            if not act:
+                return True
             self._distrust("what got past it still follows what the speaker played")
             return True
         return False

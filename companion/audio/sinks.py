@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -93,6 +94,9 @@ class SpeakerSink:
         self._queue: collections.deque[Float32Array] = collections.deque()
         self._queued = 0  # samples waiting in _queue
         self._fade: Float32Array | None = None  # a fade-out ramp to apply, then drop the rest
+        self._gain = 1.0  # the voice's gain now: 0 while paused (see pause)
+        self._gain_to = 1.0  # ...and where it is ramping to
+        self._gain_step = 1.0  # ...by this much a sample
         self._cut = False  # faded out: drop writes until the next reply begins
         self._out_delay = 0.0  # seconds from the callback to the DAC
         self._rt_asked = False  # the callback thread has asked for real-time priority
@@ -133,10 +137,13 @@ class SpeakerSink:
             make_realtime()
         block = np.zeros(frames, dtype=np.float32)
         with self._cond:
+            want = frames
+            if self._fade is None and self._gain_to == 0.0:  # pausing: play up to where the ramp ends
+                want = min(frames, math.ceil(self._gain / self._gain_step)) if self._gain > 0.0 else 0
             filled = 0
-            while filled < frames and self._queue:
+            while filled < want and self._queue:
                 head = self._queue[0]
-                take = min(frames - filled, len(head))
+                take = min(want - filled, len(head))
                 block[filled : filled + take] = head[:take]
                 if take == len(head):
                     self._queue.popleft()
@@ -144,6 +151,11 @@ class SpeakerSink:
                     self._queue[0] = head[take:]
                 filled += take
             self._queued -= filled
+            if self._gain != 1.0 or self._gain_to != 1.0:
+                sign = 1.0 if self._gain_to > self._gain else -1.0 if self._gain_to < self._gain else 0.0
+                ramp = np.clip(self._gain + sign * self._gain_step * np.arange(1, want + 1), 0.0, 1.0)
+                block[:want] *= ramp
+                self._gain = float(ramp[-1]) if want else self._gain
             if self._fade is not None:
                 ramp = self._fade[:frames]
                 block[: len(ramp)] *= ramp
@@ -167,6 +179,7 @@ class SpeakerSink:
         self._resampler = None
         with self._cond:
             self._fade = None
+            self._gain = self._gain_to = 1.0
             self._cut = False
             if self._stream is not None and self._stream.stopped:
                 self._stream.start()
@@ -203,6 +216,15 @@ class SpeakerSink:
                 return
             n = max(1, int(seconds * self._stream_rate))
             self._fade = np.linspace(1.0, 0.0, n, dtype=np.float32)
+            self._cond.notify_all()
+
+    def pause(self, paused: bool, seconds: float = 0.03) -> None:
+        """Hold the voice where it is (ramped down over ``seconds``; the rest stays queued), or
+        go on from there (ramped up). For a voice heard over the robot that may be about to
+        interrupt it: the robot falls silent at once, and carries on if nobody does."""
+        with self._cond:
+            self._gain_to = 0.0 if paused else 1.0
+            self._gain_step = 1.0 / max(1, int(seconds * (self._stream_rate or 16000)))
             self._cond.notify_all()
 
     def end(self, turn: int) -> str:

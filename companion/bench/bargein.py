@@ -36,6 +36,7 @@ BARGE_IN = "barge-in: the user spoke over reply"
 SAID = "companion.loop.play: said"
 """A reply ended, whole ("said: ...") or cut by a barge-in ("said (interrupted): ...")."""
 REFUSED = "not a barge-in: the robot's own echo"
+WENT_ON = "the robot's voice goes on"  # a pause for a voice that did not interrupt
 """The daemon's log line for an interruption it acted on (not one it recognised as its own echo)."""
 CLIPS_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "bargein"
 
@@ -61,6 +62,8 @@ LONG = (
 @dataclass
 class BargeInRun:
     gain_db: float
+    pause_ms: int | None = None
+    """listen.barge_in_pause_ms, if the run set it."""
     replies: int = 0
     false_barge_ins: int = 0
     reactions_ms: list[float] = field(default_factory=list)
@@ -74,6 +77,8 @@ class BargeInRun:
     """Interruptions that stopped the robot and had two or more of their words heard."""
     refused: int = 0
     """Would-be barge-ins the daemon recognised as its own echo (over the whole session)."""
+    stutters: int = 0
+    """Times the robot paused its voice for a voice and went on (no interruption followed)."""
     echo: dict[str, object] = field(default_factory=dict)
     """The daemon's echo status after the echo-only part (ERLE, CPU cost per 10 ms frame)."""
 
@@ -145,7 +150,7 @@ def load_clips(clips_dir: Path = CLIPS_DIR) -> list[tuple[np.ndarray, str, float
     return out
 
 
-def write_config(root: Path) -> tuple[Path, Path]:
+def write_config(root: Path, pause_ms: int | None = None) -> tuple[Path, Path]:
     (root / "personas").mkdir(parents=True, exist_ok=True)
     (root / "personas" / "tester.yaml").write_text(PERSONA, encoding="utf-8")
     sock = root / "control.sock"
@@ -154,7 +159,7 @@ def write_config(root: Path) -> tuple[Path, Path]:
         f"persona: tester\npersonas_dir: {root / 'personas'}\nstate_dir: {root / 'state'}\nlog_level: debug\n"
         "llm:\n  max_sentences: 1\n  max_reply_tokens: 32\n"
         "audio:\n  echo_cancel: speex\n"
-        f"control:\n  socket: {sock}\n",
+        f"control:\n  socket: {sock}\n" + ("" if pause_ms is None else f"listen:\n  barge_in_pause_ms: {pause_ms}\n"),
         encoding="utf-8",
     )
     return config, sock
@@ -167,18 +172,20 @@ def run_barge_in(
     replies: int = 20,
     interruptions: int = 5,
     until_heard: int | None = None,
+    pause_ms: int | None = None,
     log: Callable[[str], None] = print,
 ) -> BargeInRun:
     """One session of the daemon in a room with echo at ``gain_db``: ``replies`` lines with nobody
     talking, then up to ``interruptions`` people talking over a long reply (fewer once
-    ``until_heard`` of them have stopped the robot and had two or more of their words heard)."""
+    ``until_heard`` of them have stopped the robot and had two or more of their words heard).
+    ``pause_ms``: the daemon's ``listen.barge_in_pause_ms`` (default: the config's)."""
     from companion.control.client import ControlClient
     from companion.control.settings import ControlSettings
 
     root.mkdir(parents=True, exist_ok=True)
-    config, sock = write_config(root)
+    config, sock = write_config(root, pause_ms)
     clips = load_clips()
-    result = BargeInRun(gain_db)
+    result = BargeInRun(gain_db, pause_ms)
     pulse_server = PulseServer(root / "pulse", sinks=("speaker",), pipe_sources=("mic",), default_source="mic")
     with pulse_server as pulse, Room(pulse, gain_db=gain_db) as room:
         daemon = _Daemon(
@@ -244,6 +251,7 @@ def run_barge_in(
                     break
         finally:
             result.refused = daemon.count(REFUSED)
+            result.stutters = daemon.count(WENT_ON)
             daemon.stop()
             speaker, mic = room.recordings()
             write_wav(root / "room-speaker.wav", speaker, RATE)
@@ -257,11 +265,12 @@ def report(runs: list[BargeInRun]) -> list[str]:
         s = run.summary()
         echo = run.echo
         lines.append(
-            f"  echo {run.gain_db:+.0f} dB: reaction median {s['reaction_median_ms']} ms, "
+            f"  echo {run.gain_db:+.0f} dB{'' if run.pause_ms is None else f', pause at {run.pause_ms} ms'}: "
+            f"reaction median {s['reaction_median_ms']} ms, "
             f"p95 {s['reaction_p95_ms']} ms "
             f"over {len(run.reactions_ms)} (missed {run.missed}; understood {run.understood}); WER {s['wer_mean']}; "
             f"false barge-ins {run.false_barge_ins}/{run.replies} replies "
-            f"({run.refused} more caught as echo); "
+            f"({run.refused} more caught as echo); paused and went on {run.stutters} times; "
             f"ERLE {echo.get('erle_db')} dB; AEC {echo.get('cost_ms_per_10ms_frame')} ms per 10 ms frame"
         )
     return lines

@@ -88,6 +88,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--echo-db", type=float, action="append", metavar="DB", help="with --barge-in: echo level(s) (default -6 and 0)"
     )
     p.add_argument(
+        "--pause-ms",
+        type=int,
+        action="append",
+        metavar="MS",
+        help="with --barge-in: listen.barge_in_pause_ms for the daemon; repeat to compare (e.g. 0 and 120)",
+    )
+    p.add_argument(
         "--turn-end",
         action="store_true",
         help="instead: each end-of-turn policy on the pause fixtures: how long it waited, how often it cut in",
@@ -178,6 +185,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 def cmd_barge_in(args: argparse.Namespace) -> int:
     import contextlib
+    import itertools
     import tempfile
 
     from companion.bench.bargein import report, run_barge_in
@@ -185,21 +193,26 @@ def cmd_barge_in(args: argparse.Namespace) -> int:
 
     if args.replies < 0 or args.interruptions < 0:
         raise UserError("--replies and --interruptions must be 0 or more")
+    if any(not 0 <= ms <= 2000 for ms in args.pause_ms or []):
+        raise UserError("--pause-ms must be between 0 and 2000 (0: no pause)")
     runs = []
     with contextlib.ExitStack() as stack:
         if args.output_dir is not None:  # keep the daemon's logs and the room's recordings
             tmp = str(args.output_dir)
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="companion-barge-in-"))
-        for gain in args.echo_db or [-6.0, 0.0]:
-            print(f"echo at {gain:+.0f} dB ...", file=sys.stderr, flush=True)
+        pauses: list[int | None] = list(args.pause_ms or [None])
+        for gain, pause in itertools.product(args.echo_db or [-6.0, 0.0], pauses):
+            name = f"echo{gain:+.0f}" + ("" if pause is None else f"-pause{pause}")
+            print(f"{name} ...", file=sys.stderr, flush=True)
             try:
                 runs.append(
                     run_barge_in(
-                        Path(tmp) / f"echo{gain:+.0f}",
+                        Path(tmp) / name,
                         gain_db=gain,
                         replies=args.replies,
                         interruptions=args.interruptions,
+                        pause_ms=pause,
                         log=lambda msg: print(msg, file=sys.stderr, flush=True),
                     )
                 )

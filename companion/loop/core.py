@@ -112,6 +112,7 @@ class VoiceLoop:
             options=lambda: self.options,
             echo=echo,
             on_barge_in=self.interrupt,
+            on_pause=self._pause_voice,
             on_draft=self._draft_heard,
             sleep=lambda s: self._sleep(s),
             stop=self._stop,
@@ -203,6 +204,11 @@ class VoiceLoop:
         self._fade()
         self.state_.set(State.LISTENING)
         return True
+
+    def _pause_voice(self, paused: bool) -> None:
+        """Hold the robot's voice (a voice over it may interrupt it), or let it go on."""
+        if (pause := getattr(self.sink, "pause", None)) is not None:
+            pause(paused, self.options.fade_ms / 1000.0)
 
     def _fade(self) -> None:
         if (fade := getattr(self.sink, "fade_out", None)) is not None:

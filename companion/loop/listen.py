@@ -46,6 +46,7 @@ class ListenWorker:
         options: Callable[[], LoopOptions],
         echo: EchoPath | None,
         on_barge_in: Callable[[], object],
+        on_pause: Callable[[bool], object],
         on_draft: Callable[[Utterance, Future[str]], None] | None,
         sleep: Callable[[float], bool],
         stop: threading.Event,
@@ -55,6 +56,7 @@ class ListenWorker:
         self.listen, self._options = listen, options
         self.echo = echo
         self.on_barge_in = on_barge_in
+        self.on_pause = on_pause
         self.on_draft = on_draft
         self.sleep = sleep
         self.stop = stop
@@ -63,6 +65,9 @@ class ListenWorker:
         self._release = False  # the talk button was just let go: end the turn now
         self._interrupted_turn = 0  # the reply turn already interrupted (once per reply)
         self._voiced: collections.deque[tuple[float, float]] = collections.deque()  # (time, voiced ms so far)
+        self._paused = False  # the robot's voice is paused for a voice that may interrupt it
+        self._last_voice_s = 0.0  # when the detector last counted a voiced frame
+        self._went_on_at = 0.0  # the detector's voiced ms when a paused voice last went on
 
     @property
     def options(self) -> LoopOptions:
@@ -170,6 +175,47 @@ class ListenWorker:
             window.popleft()
         return voiced - window[0][1] if window[0][0] <= horizon else voiced
 
+    PAUSE_GAP_S = 0.25
+    """A paused voice (:meth:`_pause_for_voice`) carries on after this long without a voiced frame."""
+
+    def _pause_for_voice(self, now_s: float, voiced_before: float) -> None:
+        """Pause the robot's voice while a voice over it may become an interruption.
+
+        At ``barge_in_pause_ms`` of voice (of the ``barge_in_ms`` that interrupt) the robot
+        falls silent, so it stops talking over the user at once; its echo then no longer
+        masks the voice, which reaches ``barge_in_ms`` sooner. A cough or knock stops
+        short: after :data:`PAUSE_GAP_S` without voice the reply goes on where it paused.
+        Not while the echo canceller is still learning (at the start, after the echo moved):
+        then its echo leaks in runs of 120-250 ms, and each would be a stutter.
+        """
+        voiced_now = self.detector.voiced_ms > voiced_before
+        if voiced_now:
+            self._last_voice_s = now_s
+        if not self.detector.in_speech or self.detector.voiced_ms < self._went_on_at:
+            self._went_on_at = 0.0  # a new run of speech
+        pause_ms = self.listen.barge_in_pause_ms
+        if self._paused:
+            if now_s - self._last_voice_s >= self.PAUSE_GAP_S or not self.detector.in_speech:
+                self._resume("no interruption followed")
+                self._went_on_at = self.detector.voiced_ms  # what paused it once does not again
+        elif (
+            0 < pause_ms < self.listen.barge_in_ms
+            and voiced_now
+            and self.detector.in_speech
+            and min(self._recent_voiced_ms(now_s), self.detector.voiced_ms - self._went_on_at) >= pause_ms
+            and (
+                self.echo is None or (self.echo.delay_known and self.echo.trained and not self.echo.is_echo(act=False))
+            )
+        ):
+            self._paused = True
+            _log.debug("a voice over the robot (%d ms): its voice pauses", pause_ms)
+            self.on_pause(True)
+
+    def _resume(self, why: str) -> None:
+        self._paused = False
+        _log.info("the robot's voice goes on: %s", why)
+        self.on_pause(False)
+
     def _went_on(self, heard: list[Utterance], voiced_before: float) -> None:
         """The user talks again before the reply to their turn was heard ("That sounds lovely.
         [a pause] Goodbye for now!"): the reply waits, and is dropped if this becomes a turn of
@@ -202,10 +248,13 @@ class ListenWorker:
                 if held or (heard and voiced_before >= self.listen.barge_in_ms):
                     if self.echo is not None and self.echo.is_echo():
                         _log.info("not a barge-in: the robot's own echo got past the canceller")
+                        if self._paused:
+                            self._resume("it was its own echo")
                         self.detector.reset()  # its echo is no turn either
                         self.drafts.follow(self.detector)
                         return
                     self._interrupted_turn = reply.turn
+                    self._paused = False
                     _log.info("barge-in: the user spoke over reply %d%s", reply.turn, "" if held else " (a whole turn)")
                     self.on_barge_in()
                 elif heard:
@@ -213,6 +262,10 @@ class ListenWorker:
                         "a turn too short to interrupt the robot (under %d ms of voice)", self.listen.barge_in_ms
                     )
                     heard = []
+                if reply.turn != self._interrupted_turn:
+                    self._pause_for_voice(chunk.end_s, voiced_before)
+        elif self._paused:
+            self._resume("the reply is over")
         elif self.options.resume_turns and self.state.reply is not None:
             self._went_on(heard, voiced_before)
         if heard:
