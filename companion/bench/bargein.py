@@ -33,11 +33,13 @@ from companion.bench.room import RATE, Room
 from companion.bench.words import wer, words_right
 
 BARGE_IN = "barge-in: the user spoke over reply"
+"""The daemon's log line for an interruption it acted on (not one it recognised as its own echo)."""
 SAID = "companion.loop.play: said"
 """A reply ended, whole ("said: ...") or cut by a barge-in ("said (interrupted): ...")."""
 REFUSED = "not a barge-in: the robot's own echo"
-WENT_ON = "the robot's voice goes on"  # a pause for a voice that did not interrupt
-"""The daemon's log line for an interruption it acted on (not one it recognised as its own echo)."""
+"""...and for one it recognised as its own echo."""
+WENT_ON = "the robot's voice goes on"
+"""...and for a pause for a voice (listen.barge_in_pause_ms) that did not interrupt."""
 CLIPS_DIR = Path(__file__).resolve().parent.parent.parent / "tests" / "fixtures" / "bargein"
 
 PERSONA = """\
