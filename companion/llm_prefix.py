@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,23 @@ class PrefixCache:
         """The state file for ``slot`` (e.g. the persona's system prompt)."""
         return self.directory / f"prefix-{self._key}-{hashlib.sha256(slot.encode()).hexdigest()[:8]}.state"
 
+    def _files(self) -> list[Path]:
+        return list(self.directory.glob(f"prefix-{self._key}-*.state"))
+
+    def _touch(self, path: Path) -> None:
+        """Mark ``path`` the most recently used: strictly newer than every other file.
+
+        The file system's clock is coarse (a few ms per tick on many kernels), and two
+        restores in a row got the same time, so the order of use was lost."""
+        newest = max((_mtime_ns(f) for f in self._files() if f != path), default=0)
+        stamp = max(time.time_ns(), newest + 1_000)
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(stamp, stamp))
+
     def _evict(self) -> None:
         """Keep the :data:`SLOTS` most recently used files (and drop the one-file layout's)."""
         (self.directory / f"prefix-{self._key}.state").unlink(missing_ok=True)
-        files = sorted(self.directory.glob(f"prefix-{self._key}-*.state"), key=_mtime, reverse=True)
+        files = sorted(self._files(), key=_mtime_ns, reverse=True)
         for old in files[SLOTS:]:
             old.unlink(missing_ok=True)
 
@@ -81,8 +95,7 @@ class PrefixCache:
             llm._ctx.kv_cache_clear()
             return 0
         n = count.value
-        with contextlib.suppress(OSError):
-            os.utime(path)  # used now: the last to be evicted
+        self._touch(path)  # used now: the last to be evicted
         llm.input_ids[:n] = tokens[:n]
         llm.n_tokens = n
         return n
@@ -102,14 +115,15 @@ class PrefixCache:
             if not llama_cpp.llama_state_save_file(llm._ctx.ctx, str(tmp).encode(), tokens, n):
                 raise OSError("llama.cpp could not write it")
             os.replace(tmp, path)
+            self._touch(path)
             self._evict()
         except OSError as exc:
             _log.warning("cannot save the LLM prefix cache %s: %s", path, exc)
             tmp.unlink(missing_ok=True)
 
 
-def _mtime(path: Path) -> float:
+def _mtime_ns(path: Path) -> int:
     try:
-        return path.stat().st_mtime
+        return path.stat().st_mtime_ns
     except OSError:
-        return 0.0
+        return 0

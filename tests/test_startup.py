@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,23 @@ def test_each_persona_keeps_its_own_prefix_and_only_the_last_few_are_kept(tmp_pa
     _chat(third, cache)
     assert len(list(cache.glob("*.state"))) == 2
     assert pip._prefix_cache.restore(pip._llm, PROMPT.system) == 0  # the least recently used went
+
+
+def test_prefixes_used_within_one_clock_tick_still_leave_in_order_of_use(tmp_path, monkeypatch):
+    """The file system's clock is coarse: two restores a few ms apart got the same mtime, and
+    eviction could drop the one used last (seen once in CI)."""
+    from companion import llm_prefix
+
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"x")
+    cache = llm_prefix.PrefixCache(tmp_path / "cache", model, n_ctx=512)
+    cache.directory.mkdir()
+    names = ["a", "b", "c"]
+    for name in names:
+        cache.path(name).write_bytes(b"state")
+        os.utime(cache.path(name), ns=(1_000_000_000, 1_000_000_000))
+    for name in ["c", "a", "b"]:  # all used within one tick; b last, c first
+        cache._touch(cache.path(name))
+    monkeypatch.setattr(llm_prefix, "SLOTS", 2)
+    cache._evict()
+    assert sorted(p.name for p in cache.directory.iterdir()) == sorted(cache.path(n).name for n in ("a", "b"))
