@@ -121,6 +121,7 @@ class TurnDetector:
         self._frames: list[Int16Array] = []
         self._levels: list[tuple[float, bool]] = []  # (dB, webrtcvad's word) per kept frame
         self._start_s = 0.0
+        self._onset_s = 0.0
         self._start_floor = self.floor.db
         self._in_speech = False
         self._voiced = 0
@@ -172,6 +173,11 @@ class TurnDetector:
     def turn_start_s(self) -> float | None:
         """Source time of the turn being heard (its pre-roll included); None between turns."""
         return self._start_s if self._in_speech else None
+
+    @property
+    def onset_s(self) -> float | None:
+        """Source time of the first voiced frame that started the turn being heard (no pre-roll)."""
+        return self._onset_s if self._in_speech else None
 
     @property
     def speech_end_s(self) -> float | None:
@@ -255,6 +261,7 @@ class TurnDetector:
                 self._frames = [h[1] for h in keep]
                 self._levels = [(h[3], h[4]) for h in keep]
                 self._start_s = keep[0][0]
+                self._onset_s = recent[0][0]
                 self._start_floor = self.floor.db
                 self._in_speech = True
                 self._voiced = sum(h[2] for h in recent)
@@ -291,7 +298,7 @@ class TurnDetector:
             utt = self._finish(cut=True)
             # carry on hearing the same speech as a new turn
             self._frames, self._levels = [], []
-            self._start_s = t + self._frame_s
+            self._start_s = self._onset_s = t + self._frame_s
             self._start_floor = self.floor.db
             self._voiced = 0
             self._silence = 0

@@ -502,3 +502,16 @@ def test_asking_before_a_pause_leaves_the_filter_as_it_is(far):
     run_path(echo, far, then=ask)
     assert any(answer for _, answer, _, _ in asked)  # it leaked, and was recognised
     assert all(t0 == t1 and moved == 0.0 for t0, _, t1, moved in asked)
+
+
+def test_the_path_says_which_blocks_may_hold_the_robots_sound(far):
+    """While the robot speaks, and for the echo tail after: yes; in the quiet after: no (a voice
+    that began there came before the robot's next reply, whatever the filter says then)."""
+    played = np.concatenate([far, np.zeros(3 * RATE)])
+    echo = np.convolve(played, room_response(-6.0, 40, 0.25))[: len(played)]
+    flags: list[bool] = []
+    _, path = run_path(echo, played, then=lambda p, _out: flags.append(p.echo_possible))
+    assert path.trained
+    end = len(far) // BLOCK
+    assert all(flags[end - 40 : end])
+    assert not any(flags[end + int(0.5 * RATE) // BLOCK :])

@@ -28,8 +28,9 @@ class LongTTS(ToneTTS):
         yield (0.2 * np.sin(np.arange(8000) / 16000 * 2 * np.pi * 220)).astype(np.float32)
 
 
-def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: LoopOptions, listen=None):
-    """A live loop on a '#'/'_' pattern of 30 ms frames, paced by ``gate``; (loop, events, sink)."""
+def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: LoopOptions, listen=None, echo=None):
+    """A live loop on a '#'/'_' pattern of 30 ms frames, paced by ``gate``; (loop, events, sink).
+    ``echo``: makes the loop's echo path from its sink."""
     chunks, _ = speech_pattern(pattern)
     sink = PacedSink()
     bus = EventBus()
@@ -46,11 +47,12 @@ def make_loop(pattern: str, gate, chat: ScriptChat, heard: list[str], options: L
         listen=listen or ListenSettings(barge_in_ms=250),
         options=options,
         bus=bus,
+        echo=None if echo is None else echo(sink),
     )
     return loop, events, sink
 
 
-def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=None, listen=None):
+def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=None, listen=None, echo=None):
     """A turn, then ``burst_frames`` of voice (or that pattern) while the robot is speaking its reply."""
     first = 10 + 30 + 12
     burst = "#" * burst_frames if isinstance(burst_frames, int) else burst_frames
@@ -66,7 +68,7 @@ def loop_with_burst(burst_frames: int | str, *, barge_in: bool = True, replies=N
     chat = ScriptChat(replies or [LONG, "Yes, I stop."])
     pattern = "_" * 10 + "#" * 30 + "_" * 12 + burst + "_" * 40
     loop, events, sink = make_loop(
-        pattern, gate, chat, ["tell me a story", "wait stop"], LoopOptions(barge_in=barge_in), listen
+        pattern, gate, chat, ["tell me a story", "wait stop"], LoopOptions(barge_in=barge_in), listen, echo
     )
     sink_playing = sink.playing
     return loop, events, sink, chat
@@ -252,3 +254,52 @@ def test_without_resume_turns_the_reply_is_played_over_the_user():
     loop.run()
     records = finished(events)
     assert not records[0].interrupted and records[0].turn in sink.replies
+
+
+class EchoEverything:
+    """An echo canceller that takes every voice over the robot for its own echo (as a filter
+    misadjusted by a voice arriving with the reply's first echo did on the bench); the robot's
+    sound is on the microphone while the sink plays."""
+
+    delay_known = trained = True
+
+    def __init__(self, sink: PacedSink) -> None:
+        self.asked = 0
+        self.sink = sink
+
+    @property
+    def echo_possible(self) -> bool:
+        return self.sink.playing.is_set()
+
+    def clean(self, samples, captured_at):
+        return samples
+
+    def is_echo(self, *, act=True):
+        self.asked += 1
+        return True
+
+
+def test_a_voice_that_began_before_the_reply_is_no_echo_of_it():
+    """ "Wait, stop. [pause] What is your name?": the pause ended the turn and the reply started
+    while the user was already saying the rest. Whatever the canceller says, the robot's echo
+    cannot have started that voice: the robot stops, and the rest is the next turn."""
+    chat = ScriptChat([[lambda: threading.Event().wait(0.2), LONG], "Yes, I stop."])
+    pattern = "_" * 10 + "#" * 30 + "_" * 12 + "#" * 25 + "_" * 60
+    real_time = lambda _i: threading.Event().wait(0.03)  # noqa: E731
+    loop, events, sink = make_loop(
+        pattern, real_time, chat, ["wait stop", "what is your name"], LoopOptions(barge_in=True), echo=EchoEverything
+    )
+    loop.run()
+    assert loop.error is None
+    records = finished(events)
+    assert [r.heard for r in records] == ["wait stop", "what is your name"]
+    assert records[0].interrupted and "fade" in sink.events
+
+
+def test_a_voice_that_began_over_the_reply_is_still_checked_for_echo():
+    loop, events, sink, _ = loop_with_burst(20, echo=EchoEverything)
+    echo = loop.echo
+    loop.run()
+    assert echo.asked
+    assert [r.heard for r in finished(events)] == ["tell me a story"]
+    assert "fade" not in sink.events

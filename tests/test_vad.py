@@ -330,3 +330,12 @@ def test_the_gate_finds_turn_ends_as_well_in_the_session_fixtures():
         plain += [abs(t.end_s - want) for t, want in zip(ungated, truth, strict=True)]
     assert max(gated) < 0.2
     assert np.mean(gated) <= np.mean(plain)
+
+
+def test_the_onset_is_the_first_voiced_frame_not_the_pre_roll():
+    det = TurnDetector(VadSettings(pre_roll_ms=300), classifier=Scripted("_" * 30 + "#" * 20), clock=lambda: 0.0)
+    assert det.onset_s is None
+    det.feed(AudioChunk(pattern_audio("_" * 30 + "#" * 10), 16000, 0.0))
+    assert det.in_speech
+    assert det.onset_s == pytest.approx(30 * 0.03)
+    assert det.turn_start_s == pytest.approx(30 * 0.03 - 0.3)

@@ -105,6 +105,9 @@ class EchoPath:
         after a 1 ms follow); it starts again where the echo was last measured. A fresh start
         learnt 18 dB within about 100 blocks in every bench session."""
         self._room = 0.0  # power per sample of the microphone while the speaker is silent
+        self.echo_possible = False
+        """The last block cleaned may hold the speaker's sound or its echo tail (while the filter is
+        untrusted: anything played within the last 2 s, as the gate assumes)."""
         self._rng = np.random.default_rng(0)
 
     def _track_delay(self, samples: Int16Array, captured_at: float) -> None:
@@ -147,6 +150,7 @@ class EchoPath:
 
     def clean(self, samples: Int16Array, captured_at: float | None) -> Int16Array:
         if captured_at is None:
+            self.echo_possible = False
             return samples
         self._watch_timelines(captured_at, len(samples))
         self._raw.append((captured_at, samples))
@@ -168,6 +172,7 @@ class EchoPath:
             echo_possible = self.reference.sounding(captured_at + 0.6, 2.0)
         else:
             echo_possible = self.reference.sounding(heard_at, self.tail_s)
+        self.echo_possible = echo_possible
         if not echo_possible:
             self._learn_room(out)
             return out

@@ -23,6 +23,7 @@ from companion.errors import NoAudioDeviceError
 from companion.loop.drafts import Drafts
 from companion.loop.jobs import InputEnded, ThinkJob
 from companion.loop.options import LoopOptions
+from companion.loop.overlap import RobotVoice
 from companion.loop.state import Heartbeats, LoopState
 from companion.messages import AudioChunk, State, Utterance
 from companion.stages import AudioSource, DeviceLost
@@ -68,6 +69,7 @@ class ListenWorker:
         self._paused = False  # the robot's voice is paused for a voice that may interrupt it
         self._last_voice_s = 0.0  # when the detector last counted a voiced frame
         self._went_on_at = 0.0  # the detector's voiced ms when a paused voice last went on
+        self._robot = RobotVoice()
 
     @property
     def options(self) -> LoopOptions:
@@ -144,6 +146,7 @@ class ListenWorker:
                 break
             if self.echo is not None:
                 chunk = replace(chunk, samples=self.echo.clean(chunk.samples, chunk.captured_at))
+                self._robot.update(chunk, self.echo.echo_possible)
             if self.muted or self._deaf() or self.ptt is False:
                 if self._release:
                     self._release = False
@@ -204,7 +207,9 @@ class ListenWorker:
             and self.detector.in_speech
             and min(self._recent_voiced_ms(now_s), self.detector.voiced_ms - self._went_on_at) >= pause_ms
             and (
-                self.echo is None or (self.echo.delay_known and self.echo.trained and not self.echo.is_echo(act=False))
+                self.echo is None
+                or self._robot.came_first(self.detector.onset_s)
+                or (self.echo.delay_known and self.echo.trained and not self._own_echo(act=False))
             )
         ):
             self._paused = True
@@ -232,21 +237,27 @@ class ListenWorker:
         elif self.detector.in_speech and state.hold():
             _log.debug("the user is talking again: the reply waits")
 
+    def _own_echo(self, *, act: bool = True) -> bool:
+        """Is the voice being heard over the reply the robot's own echo? Not if it began first."""
+        if self.echo is None or self._robot.came_first(self.detector.onset_s):
+            return False
+        return self.echo.is_echo(act=act)
+
     def _hear(self, chunk: AudioChunk) -> None:
         voiced_before = self.detector.voiced_ms
+        reply = self.state.reply
         heard = self.detector.feed(chunk)
         draft = self.detector.take_draft()
         if draft is not None and self.options.speculative_stt:
             on_draft = self.on_draft
             self.drafts.start(draft, None if on_draft is None else functools.partial(on_draft, draft))
         if self.barge_in and self.state.speaking:
-            reply = self.state.reply
             if reply is not None and reply.turn != self._interrupted_turn:
                 # A voice held for barge_in_ms, or a whole turn heard over the reply ("Wait, stop."
                 # and a pause: its voice came in two short runs, but it is a turn to answer now).
                 held = self._recent_voiced_ms(chunk.end_s) >= self.listen.barge_in_ms
                 if held or (heard and voiced_before >= self.listen.barge_in_ms):
-                    if self.echo is not None and self.echo.is_echo():
+                    if self._own_echo():
                         _log.info("not a barge-in: the robot's own echo got past the canceller")
                         if self._paused:
                             self._resume("it was its own echo")
@@ -255,7 +266,12 @@ class ListenWorker:
                         return
                     self._interrupted_turn = reply.turn
                     self._paused = False
-                    _log.info("barge-in: the user spoke over reply %d%s", reply.turn, "" if held else " (a whole turn)")
+                    _log.info(
+                        "barge-in: the user spoke over reply %d%s%s",
+                        reply.turn,
+                        "" if held else " (a whole turn)",
+                        " (their voice began first)" if self._robot.came_first(self.detector.onset_s) else "",
+                    )
                     self.on_barge_in()
                 elif heard:
                     _log.debug(
