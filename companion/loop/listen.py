@@ -209,7 +209,7 @@ class ListenWorker:
             and (
                 self.echo is None
                 or self._robot.came_first(self.detector.onset_s)
-                or (self.echo.delay_known and self.echo.trained and not self._own_echo(act=False))
+                or (self.echo.delay_known and self.echo.trained and not self.echo.is_echo(act=False))
             )
         ):
             self._paused = True
@@ -237,27 +237,23 @@ class ListenWorker:
         elif self.detector.in_speech and state.hold():
             _log.debug("the user is talking again: the reply waits")
 
-    def _own_echo(self, *, act: bool = True) -> bool:
-        """Is the voice being heard over the reply the robot's own echo? Not if it began first."""
-        if self.echo is None or self._robot.came_first(self.detector.onset_s):
-            return False
-        return self.echo.is_echo(act=act)
-
     def _hear(self, chunk: AudioChunk) -> None:
         voiced_before = self.detector.voiced_ms
-        reply = self.state.reply
         heard = self.detector.feed(chunk)
         draft = self.detector.take_draft()
         if draft is not None and self.options.speculative_stt:
             on_draft = self.on_draft
             self.drafts.start(draft, None if on_draft is None else functools.partial(on_draft, draft))
         if self.barge_in and self.state.speaking:
+            reply = self.state.reply
             if reply is not None and reply.turn != self._interrupted_turn:
                 # A voice held for barge_in_ms, or a whole turn heard over the reply ("Wait, stop."
                 # and a pause: its voice came in two short runs, but it is a turn to answer now).
                 held = self._recent_voiced_ms(chunk.end_s) >= self.listen.barge_in_ms
                 if held or (heard and voiced_before >= self.listen.barge_in_ms):
-                    if self._own_echo():
+                    # a voice that began while the robot was silent is no echo of it (see overlap)
+                    first = self._robot.came_first(self.detector.onset_s)
+                    if self.echo is not None and not first and self.echo.is_echo():
                         _log.info("not a barge-in: the robot's own echo got past the canceller")
                         if self._paused:
                             self._resume("it was its own echo")
@@ -270,7 +266,7 @@ class ListenWorker:
                         "barge-in: the user spoke over reply %d%s%s",
                         reply.turn,
                         "" if held else " (a whole turn)",
-                        " (their voice began first)" if self._robot.came_first(self.detector.onset_s) else "",
+                        " (their voice began first)" if first else "",
                     )
                     self.on_barge_in()
                 elif heard:
