@@ -67,10 +67,10 @@ class ListenSettings:
     barge_in: bool | None = setting(None, doc="talking over the robot interrupts it; null = on unless echo_cancel: off")
     barge_in_ms: int = setting(250, check=between(60, 2000), doc="voiced audio that counts as an interruption (ms)")
     barge_in_pause_ms: int = setting(
-        0,
+        120,
         check=between(0, 2000),
         doc="voiced audio over the robot that pauses its voice until it is known to be an interruption "
-        "(it carries on if not; about 120); 0 or >= barge_in_ms: off",
+        "(it carries on if not); 0 or >= barge_in_ms: off",
     )
     resume: bool = setting(
         False, doc="the user talking again before the reply is heard holds it; a turn drops it (not finished)"

@@ -515,3 +515,26 @@ def test_the_path_says_which_blocks_may_hold_the_robots_sound(far):
     end = len(far) // BLOCK
     assert all(flags[end - 40 : end])
     assert not any(flags[end + int(0.5 * RATE) // BLOCK :])
+
+
+def test_after_a_leak_the_robot_is_still_heard_only_where_its_echo_was_measured(far):
+    """A leak check that finds echo at the measured delay distrusts the filter, and the gate
+    then takes anything played within 2 s for possible echo; but the delay still holds, so the
+    robot's sound (and tail) is known to be gone from the microphone soon after it stops."""
+    played = np.concatenate([far, np.zeros(3 * RATE)])
+    echo = np.convolve(played, room_response(-6.0, 40, 0.25))[: len(played)]
+    end = len(far) // BLOCK
+    flags: list[tuple[bool, bool, bool]] = []
+
+    def then(p, _out):
+        if len(flags) == end - 10:
+            p._distrust("the test says so")
+        flags.append((p.trained, p.echo_possible, p.robot_audible))
+
+    _, path = run_path(echo, played, then=then)
+    assert path.delay_known
+    assert all(audible for _, _, audible in flags[end - 40 : end])
+    quiet = [f for f in flags[end + int(0.5 * RATE) // BLOCK :] if not f[0]]  # untrusted, in the quiet
+    assert len(quiet) > 10
+    assert all(possible for _, possible, _ in quiet)  # the untrusted gate's 2 s
+    assert not any(audible for _, _, audible in quiet)

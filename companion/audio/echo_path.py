@@ -108,6 +108,10 @@ class EchoPath:
         self.echo_possible = False
         """The last block cleaned may hold the speaker's sound or its echo tail (while the filter is
         untrusted: anything played within the last 2 s, as the gate assumes)."""
+        self.robot_audible = False
+        """The last block cleaned may hold the speaker's sound or its echo tail where the echo was
+        last measured (the filter trusted or not: a leak found there keeps the delay). A voice in a
+        block without it cannot be the robot's echo."""
         self._rng = np.random.default_rng(0)
 
     def _track_delay(self, samples: Int16Array, captured_at: float) -> None:
@@ -150,7 +154,7 @@ class EchoPath:
 
     def clean(self, samples: Int16Array, captured_at: float | None) -> Int16Array:
         if captured_at is None:
-            self.echo_possible = False
+            self.echo_possible = self.robot_audible = False
             return samples
         self._watch_timelines(captured_at, len(samples))
         self._raw.append((captured_at, samples))
@@ -173,6 +177,7 @@ class EchoPath:
         else:
             echo_possible = self.reference.sounding(heard_at, self.tail_s)
         self.echo_possible = echo_possible
+        self.robot_audible = self.reference.sounding(heard_at, self.tail_s) if self.delay_known else echo_possible
         if not echo_possible:
             self._learn_room(out)
             return out
