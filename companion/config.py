@@ -73,7 +73,7 @@ class ListenSettings:
         "(it carries on if not); 0 or >= barge_in_ms: off",
     )
     resume: bool = setting(
-        False, doc="the user talking again before the reply is heard holds it; a turn drops it (not finished)"
+        True, doc="the user talking again before the reply is heard holds it; a turn drops it (not finished)"
     )
 
 

@@ -11,11 +11,20 @@ import numpy as np
 import pytest
 from fixtures.fixtures import FIXTURES_DIR, load_manifest
 
+from companion.audio.io import load_for_stt
 from companion.bench.machine import LoadMeter, cpu_model, ram_gb
 from companion.bench.report import SCHEMA, format_report, percentile, stats, summarise, to_json
 from companion.bench.results import STAGES, BenchResult, ColdStart, TurnResult
 from companion.bench.runner import TimingSink, match_turns, turn_result
-from companion.bench.session import PacedSession, PlayedTurn, Segment, load_room, load_segments
+from companion.bench.session import (
+    PacedSession,
+    PlayedTurn,
+    Segment,
+    background_rms,
+    load_room,
+    load_segments,
+    read_manifest,
+)
 from companion.config import VadSettings
 from companion.errors import UserError
 from companion.messages import SpokenAudio, TurnRecord, Utterance
@@ -204,6 +213,23 @@ def test_the_pauses_sound_like_the_recordings_room_so_the_detector_finds_the_tru
     assert len(ends) == len(session.played)
     errors = [end - played.true_end_s for end, played in zip(ends, session.played, strict=True)]
     assert max(abs(e) for e in errors) < 0.2, errors
+
+
+def test_a_room_tone_louder_than_the_recordings_background_is_brought_to_its_level():
+    """The pause fixtures' room tone is 12 dB above their sessions' own background: played as
+    is between turns, the background rose after every turn and the detector took it for speech."""
+    pauses = FIXTURES_DIR / "pauses"
+    stored = load_for_stt(pauses / "room_tone.flac")
+    room = load_room(pauses)
+    assert room is not None and len(room) == len(stored)
+
+    def db(x):
+        return 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+    background = background_rms(pauses, read_manifest(pauses))
+    assert background is not None
+    assert db(stored) - 20 * np.log10(background) > 6  # the file itself is louder
+    assert abs(db(room) - 20 * np.log10(background)) < 0.5
 
 
 def test_segments_come_from_the_manifest_with_their_true_end_of_speech():

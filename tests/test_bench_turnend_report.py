@@ -69,6 +69,8 @@ def test_a_same_run_ab_switches_the_option_every_second_turn_and_reports_both_ha
     text = format_report(result)
     assert "speculative_prefill on : response median 850 ms" in text  # turns b and d
     assert "speculative_prefill off: response median 950 ms" in text  # turns a and c
+    assert "cut off 0 of 2" in text.split("speculative_prefill on :")[1].splitlines()[0]
+    assert "cut off 1 of 2" in text.split("speculative_prefill off:")[1].splitlines()[0]  # turn c
 
 
 def test_only_a_yes_no_loop_option_can_be_switched():

@@ -40,15 +40,18 @@ def was_cut(turn: TurnResult) -> bool:
 
 
 def compare_alternate(result: BenchResult, flag: str, on: set[int]) -> list[str]:
-    """Response and first-token times with ``flag`` on (turns ``on``) and off, same run."""
+    """Response and first-token times with ``flag`` on (turns ``on``) and off, same run, and how
+    many of each half's turns cut the user off."""
     out = [f"A/B in one run, {flag} on for every second turn:"]
     for label, chosen in (("on", True), ("off", False)):
-        turns = [t for i, t in enumerate(result.turns) if (i in on) == chosen and t.response_ms is not None]
+        half = [t for i, t in enumerate(result.turns) if (i in on) == chosen]
+        turns = [t for t in half if t.response_ms is not None]
         resp = stats([t.response_ms for t in turns if t.response_ms is not None])
         first = stats([t.stages_ms["llm_first_token"] for t in turns if "llm_first_token" in t.stages_ms])
         out.append(
             f"  {flag} {label:3s}: response median {_ms(resp['median'])} ms, p95 {_ms(resp['p95'])} ms "
-            f"(n={resp['n']}); LLM first token median {_ms(first['median'])} ms, p95 {_ms(first['p95'])} ms"
+            f"(n={resp['n']}); LLM first token median {_ms(first['median'])} ms, p95 {_ms(first['p95'])} ms; "
+            f"cut off {sum(was_cut(t) for t in half)} of {len(half)}"
         )
     return out
 

@@ -72,17 +72,44 @@ def read_manifest(fixtures_dir: Path) -> dict[str, dict[str, object]]:
 
 def load_room(fixtures_dir: Path) -> Int16Array | None:
     """The recordings' background alone (a ``noise`` fixture without events), to fill the
-    pauses between turns; None if the manifest has none.
+    pauses between turns, at the level of the recordings' own background; None if the
+    manifest has none.
 
     The pauses must sound like the room the turns were recorded in: a quieter or
     different "room" makes the detector take the recordings' own background for
-    speech (it adapts to the level it hears between turns).
+    speech (it adapts to the level it hears between turns), and a louder one (the pause
+    fixtures' room tone is 12 dB above their sessions' background) rises after every
+    turn, which the detector takes for the start of speech.
     """
     files = read_manifest(fixtures_dir)
     for name, info in sorted(files.items()):
         if info.get("kind") == "noise" and not info.get("events") and (fixtures_dir / name).exists():
-            return load_for_stt(fixtures_dir / name)
+            return _at_level(load_for_stt(fixtures_dir / name), background_rms(fixtures_dir, files))
     return None
+
+
+def background_rms(fixtures_dir: Path, files: dict[str, dict[str, object]]) -> float | None:
+    """The median RMS of the turn recordings' background (before their first turn), if any has
+    at least 0.2 s of it."""
+    levels = []
+    for name, info in sorted(files.items()):
+        turns = info.get("turns")
+        if info.get("kind") not in DEFAULT_KINDS or not isinstance(turns, list) or not turns:
+            continue
+        if not (fixtures_dir / name).exists():
+            continue
+        lead = load_for_stt(fixtures_dir / name)[: int((float(turns[0]["start_s"]) - 0.1) * STT_RATE)]
+        if len(lead) >= 0.2 * STT_RATE:
+            levels.append(float(np.sqrt(np.mean(lead.astype(np.float64) ** 2))))
+    return float(np.median(levels)) if levels else None
+
+
+def _at_level(room: Int16Array, rms: float | None) -> Int16Array:
+    """``room`` scaled to ``rms`` (unchanged within 1 dB of it, or without a level)."""
+    now = float(np.sqrt(np.mean(room.astype(np.float64) ** 2))) if len(room) else 0.0
+    if rms is None or now <= 0.0 or abs(20.0 * np.log10(rms / now)) < 1.0:
+        return room
+    return np.clip(np.round(room.astype(np.float64) * (rms / now)), -32768, 32767).astype(np.int16)
 
 
 def load_segments(fixtures_dir: Path, names: Sequence[str] = (), kinds: Sequence[str] = DEFAULT_KINDS) -> list[Segment]:
