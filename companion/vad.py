@@ -170,6 +170,14 @@ class TurnDetector:
         return self._in_speech
 
     @property
+    def may_be_starting(self) -> bool:
+        """Between turns, a voiced frame within the last ``start_ms``: a turn may be starting
+        (it starts once ``start_ms`` of it is voiced)."""
+        if self._in_speech:
+            return False
+        return any(h[2] for h in list(self._history)[-self._start_frames :])
+
+    @property
     def turn_start_s(self) -> float | None:
         """Source time of the turn being heard (its pre-roll included); None between turns."""
         return self._start_s if self._in_speech else None

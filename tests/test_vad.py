@@ -339,3 +339,20 @@ def test_the_onset_is_the_first_voiced_frame_not_the_pre_roll():
     assert det.in_speech
     assert det.onset_s == pytest.approx(30 * 0.03)
     assert det.turn_start_s == pytest.approx(30 * 0.03 - 0.3)
+
+
+def test_between_turns_a_voiced_frame_says_a_turn_may_be_starting_before_it_does():
+    """start_ms (90 ms) of voice starts a turn; a reply held for a user who goes on waits from
+    the first voiced frame, so the detector says so at once, and forgets it once the frame is
+    older than start_ms with no turn begun (a click)."""
+    pattern = "_" * 20 + "#" + "_" * 5 + "###"
+    det = TurnDetector(VadSettings(), classifier=Scripted(pattern), clock=lambda: 0.0)
+    seen = []
+    for i in range(len(pattern)):
+        det.feed(AudioChunk(pattern_audio("_" if i < 20 else pattern[i]), 16000, i * 0.03))
+        seen.append((det.may_be_starting, det.in_speech))
+    assert not any(may for may, _ in seen[:20])
+    assert seen[20] == (True, False)  # the click
+    assert seen[23] == (False, False)  # ...forgotten after start_ms
+    assert seen[26] == (True, False)  # a voice's first frame
+    assert seen[28] == (False, True)  # ...and its turn

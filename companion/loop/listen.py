@@ -159,16 +159,19 @@ class ListenWorker:
         """The user talks again before the reply to their turn was heard ("That sounds lovely.
         [a pause] Goodbye for now!"): the reply waits, and is dropped if this becomes a turn of
         its own (the model then sees both). A sound the detector drops (a knock, a rise in the
-        background: no voice count alone tells those apart) lets it go."""
+        background: no voice count alone tells those apart) lets it go. It waits from the first
+        voiced frame, not from the turn's start ``start_ms`` later: a reply about to play then
+        started over the user ("Can you remind me to [850 ms] buy some milk")."""
         state = self.state
+        sounding = self.detector.in_speech or self.detector.may_be_starting
         if state.holding:
             if heard and voiced_before >= self.listen.barge_in_ms:
                 reply = state.interrupt()
                 if reply is not None:
                     _log.info("the user went on talking: reply %d dropped before it was heard", reply.turn)
-            elif not self.detector.in_speech:
+            elif not sounding:
                 state.release()
-        elif self.detector.in_speech and state.hold():
+        elif sounding and state.hold():
             _log.debug("the user is talking again: the reply waits")
 
     def _hear(self, chunk: AudioChunk) -> None:
