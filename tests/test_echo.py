@@ -528,7 +528,7 @@ def test_after_a_leak_the_robot_is_still_heard_only_where_its_echo_was_measured(
 
     def then(p, _out):
         if len(flags) == end - 10:
-            p.leaked()  # a doubt settled as echo
+            p._distrust("the test says so")
         flags.append((p.trained, p.echo_possible, p.robot_audible))
 
     _, path = run_path(echo, played, then=then)

@@ -315,11 +315,6 @@ class EchoPath:
         if moved:
             self._distrust("the sound timing moved")
 
-    def leaked(self) -> None:
-        """What passed the filter was the robot's echo after all (a check asked without acting,
-        then settled): the filter is not trusted until it is aligned again."""
-        self._distrust("what got past it was its echo after all")
-
     def _distrust(self, why: str) -> None:
         if self.trained:
             _log.info("echo canceller not trusted until it is aligned again: %s", why)

@@ -97,8 +97,6 @@ class BargeIn:
                     if self._paused:
                         return []
                 _log.info("not a barge-in: the robot's own echo got past the canceller")
-                if self._doubted == reply.turn and self.echo is not None:
-                    self.echo.leaked()  # the doubt is settled: the canceller was right
                 if self._paused:
                     self._resume("it was its own echo")
                 self.detector.reset()  # its echo is no turn either
@@ -131,20 +129,15 @@ class BargeIn:
             self._voice_alone_ms += max(0.0, self.detector.voiced_ms - voiced_before)
 
     def _echo_verdict(self, turn: int) -> bool:
-        """The canceller's leak check. While the robot is paused it is asked once per run of voice
-        and not acted on: the robot stays paused, and whether the voice goes on alone settles it
-        (a leak then makes the canceller distrust itself, and it is deaf until it has relearnt)."""
+        """The canceller's leak check, asked once per run of voice while the robot is paused
+        (it stays paused on a verdict of echo: whether the voice goes on alone settles it)."""
         if self._doubted == turn:
             return True
-        if self.echo is None:
-            return False
-        if not self._paused:
-            return self.echo.is_echo()
-        if self.echo.is_echo(act=False):
+        echo = self.echo is not None and self.echo.is_echo()
+        if echo and self._paused:
             self._doubted = turn
             _log.info("a voice over reply %d looks like its echo; the robot stays paused to hear if it goes on", turn)
-            return True
-        return False
+        return echo
 
     def _recent_voiced_ms(self, now_s: float) -> float:
         """Voiced audio in the last ``barge_in_ms * 2.5``: a voice, not scattered echo or knocks.
