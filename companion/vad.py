@@ -22,6 +22,7 @@ to ``max_end_silence_ms``.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -175,7 +176,7 @@ class TurnDetector:
         (it starts once ``start_ms`` of it is voiced)."""
         if self._in_speech:
             return False
-        return any(h[2] for h in list(self._history)[-self._start_frames :])
+        return any(h[2] for h in itertools.islice(reversed(self._history), self._start_frames))
 
     @property
     def turn_start_s(self) -> float | None:

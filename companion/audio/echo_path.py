@@ -172,12 +172,13 @@ class EchoPath:
         heard_at = captured_at - self.shift_s
         ref = self.reference.read(heard_at, len(samples))
         out = self.canceller.process(samples, ref)
+        where_measured = self.reference.sounding(heard_at, self.tail_s)
         if not self.delay_known or not self.trained:  # until it is known to work, any sound nearby may be echo
             echo_possible = self.reference.sounding(captured_at + 0.6, 2.0)
         else:
-            echo_possible = self.reference.sounding(heard_at, self.tail_s)
+            echo_possible = where_measured
         self.echo_possible = echo_possible
-        self.robot_audible = self.reference.sounding(heard_at, self.tail_s) if self.delay_known else echo_possible
+        self.robot_audible = where_measured if self.delay_known else echo_possible
         if not echo_possible:
             self._learn_room(out)
             return out

@@ -100,13 +100,17 @@ def background_rms(fixtures_dir: Path, files: dict[str, dict[str, object]]) -> f
             continue
         lead = load_for_stt(fixtures_dir / name)[: int((float(turns[0]["start_s"]) - 0.1) * STT_RATE)]
         if len(lead) >= 0.2 * STT_RATE:
-            levels.append(float(np.sqrt(np.mean(lead.astype(np.float64) ** 2))))
+            levels.append(_rms(lead))
     return float(np.median(levels)) if levels else None
+
+
+def _rms(x: Int16Array) -> float:
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
 
 
 def _at_level(room: Int16Array, rms: float | None) -> Int16Array:
     """``room`` scaled to ``rms`` (unchanged within 1 dB of it, or without a level)."""
-    now = float(np.sqrt(np.mean(room.astype(np.float64) ** 2))) if len(room) else 0.0
+    now = _rms(room) if len(room) else 0.0
     if rms is None or now <= 0.0 or abs(20.0 * np.log10(rms / now)) < 1.0:
         return room
     return np.clip(np.round(room.astype(np.float64) * (rms / now)), -32768, 32767).astype(np.int16)

@@ -85,7 +85,8 @@ class BargeIn:
         self._count_voice_alone(voiced_before)
         # A voice held for barge_in_ms, or a whole turn heard over the reply ("Wait, stop." and a
         # pause: its voice came in two short runs, but it is a turn to answer now).
-        held = self._recent_voiced_ms(end_s) >= self.listen.barge_in_ms
+        recent = self._recent_voiced_ms(end_s)
+        held = recent >= self.listen.barge_in_ms
         if held or (heard and voiced_before >= self.listen.barge_in_ms):
             # a voice that began while the robot was silent is no echo of it (see overlap), nor
             # one that went on while it was paused and its echo had died away
@@ -93,7 +94,7 @@ class BargeIn:
             alone = self._voice_alone_ms >= self.VOICE_ALONE_MS
             if self.echo is not None and not first and not alone and self._echo_verdict(reply.turn):
                 if self._paused and not heard:  # it is quiet now: if the voice goes on alone it was no echo
-                    self._pause_for_voice(end_s, voiced_before)  # ...and after a gap the reply goes on
+                    self._pause_for_voice(end_s, voiced_before, recent)  # ...and after a gap the reply goes on
                     if self._paused:
                         return []
                 _log.info("not a barge-in: the robot's own echo got past the canceller")
@@ -114,7 +115,7 @@ class BargeIn:
         if heard:
             _log.debug("a turn too short to interrupt the robot (under %d ms of voice)", self.listen.barge_in_ms)
             heard = []
-        self._pause_for_voice(end_s, voiced_before)
+        self._pause_for_voice(end_s, voiced_before, recent)
         return heard
 
     VOICE_ALONE_MS = 120
@@ -156,7 +157,7 @@ class BargeIn:
             window.popleft()
         return voiced - window[0][1] if window[0][0] <= horizon else voiced
 
-    def _pause_for_voice(self, now_s: float, voiced_before: float) -> None:
+    def _pause_for_voice(self, now_s: float, voiced_before: float, recent_ms: float) -> None:
         """Pause the robot's voice while a voice over it may become an interruption.
 
         At ``barge_in_pause_ms`` of voice (of the ``barge_in_ms`` that interrupt) the robot
@@ -165,6 +166,7 @@ class BargeIn:
         short: after :data:`PAUSE_GAP_S` without voice the reply goes on where it paused.
         Not while the echo canceller is still learning (at the start, after the echo moved):
         then its echo leaks in runs of 120-250 ms, and each would be a stutter.
+        ``recent_ms``: :meth:`_recent_voiced_ms` for this chunk (asked once per chunk).
         """
         voiced_now = self.detector.voiced_ms > voiced_before
         if voiced_now:
@@ -180,7 +182,7 @@ class BargeIn:
             0 < pause_ms < self.listen.barge_in_ms
             and voiced_now
             and self.detector.in_speech
-            and min(self._recent_voiced_ms(now_s), self.detector.voiced_ms - self._went_on_at) >= pause_ms
+            and min(recent_ms, self.detector.voiced_ms - self._went_on_at) >= pause_ms
             and (
                 self.echo is None
                 or self._robot.came_first(self.detector.onset_s)
