@@ -143,3 +143,27 @@ class DelayEstimator:
         """(start time, samples) of the reference that :meth:`estimate` needs."""
         start = self._blocks[0][0] - self.max_delay_s
         return start, int((self.max_delay_s - self.min_delay_s) * self.rate) + self._held
+
+
+def echo_share(heard: Int16Array, played: Int16Array, rate: int, *, segment_s: float = 0.064) -> float:
+    """How much of ``heard`` (0-1, by energy, 150-4000 Hz) is a linear echo of ``played``, read
+    aligned with it: their magnitude-squared coherence (Welch, Hann, half overlap), weighted by
+    ``heard``'s own spectrum. A sharp GCC-PHAT peak says the echo is there; this says how much of
+    what is heard it is. The robot's voice alone through the bench room (RT60 0.25 s): 0.70-0.92,
+    live and offline; with a person talking over it as loud as its echo, about 0.45."""
+    n = int(segment_s * rate)
+    x = np.asarray(heard, dtype=np.float64)
+    y = np.asarray(played, dtype=np.float64)[: len(x)]
+    if len(y) < n or len(x) < n:
+        return 0.0
+    window = np.hanning(n)
+    starts = range(0, min(len(x), len(y)) - n + 1, n // 2)
+    xs = np.fft.rfft(np.stack([x[i : i + n] for i in starts]) * window, axis=1)
+    ys = np.fft.rfft(np.stack([y[i : i + n] for i in starts]) * window, axis=1)
+    sxy = np.abs(np.sum(xs * np.conj(ys), axis=0)) ** 2
+    sxx = np.sum(np.abs(xs) ** 2, axis=0)
+    syy = np.sum(np.abs(ys) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(n, 1.0 / rate)
+    band = (freqs >= 150) & (freqs <= 4000)
+    coherence = sxy[band] / (sxx[band] * syy[band] + 1e-9)
+    return float(np.sum(coherence * sxx[band]) / (np.sum(sxx[band]) + 1e-9))
