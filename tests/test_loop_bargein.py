@@ -241,6 +241,25 @@ def test_a_user_who_goes_on_before_the_reply_is_heard_is_not_talked_over():
     assert "remember: —" in chat.events
 
 
+def test_a_user_who_goes_on_twice_is_heard_both_times():
+    """ "Wow. [pause] That is amazing. [pause] Thank you!": each pause ended a turn and each reply
+    was dropped unheard. A dropped reply was never played, so it leaves no echo to be deaf to: the
+    third part, said just after the second reply was dropped, is heard and holds that reply too
+    (it was lost in the half-duplex echo window, and the reply played over it)."""
+    slow = lambda: threading.Event().wait(0.5)  # noqa: E731
+    chat = ScriptChat([[slow, "Short one."], [slow, "Another one."], "Yes, goodbye."])
+    pattern = "_" * 10 + "#" * 30 + "_" * 12 + "#" * 20 + "_" * 12 + "#" * 20 + "_" * 60
+    real_time = lambda _i: threading.Event().wait(0.03)  # noqa: E731
+    heard = ["wow", "that is amazing", "thank you"]
+    loop, events, sink = make_loop(pattern, real_time, chat, heard, LoopOptions(resume_turns=True))
+    loop.run()
+    assert loop.error is None
+    records = finished(events)
+    assert [r.heard for r in records] == heard
+    assert records[0].interrupted and records[1].interrupted
+    assert list(sink.replies) == [records[2].turn]
+
+
 def test_a_knock_after_the_turn_does_not_drop_the_reply():
     loop, events, sink, _ = went_on_loop("#" * 4)  # 120 ms
     loop.run()

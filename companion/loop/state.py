@@ -200,9 +200,12 @@ class LoopState:
         return self._holding
 
     def speaking_ended(self, reply: Reply, echo_tail_s: float) -> None:
+        """The reply is over: its echo may ring on for ``echo_tail_s`` (if it was played at all: a
+        reply dropped before a word of it leaves no echo, and a user who went on is still talking)."""
         with self._lock:
+            if self._speaking:
+                self._deaf_until = self._clock() + echo_tail_s
             self._speaking = False
-            self._deaf_until = self._clock() + echo_tail_s
             if self._reply is reply:
                 self._reply = None
 
