@@ -228,7 +228,7 @@ class EchoPath:
 
     def _learn_room(self, out: Int16Array) -> None:
         """Follow the room's level down at once and up slowly (a voice is no room tone)."""
-        p = float(np.mean(out.astype(np.float64) ** 2)) if len(out) else 0.0
+        p = _power(out)
         self._room = p if p < self._room or self._room == 0.0 else self._room + 0.005 * (p - self._room)
 
     def _comfort_noise(self, n: int) -> Int16Array:
@@ -346,7 +346,10 @@ class EchoPath:
         w[1] += passed
         w[2] += e_in
         w[3] += e_out
-        if w[0] >= 100:
+        if w[0] < 100:
+            return
+        self._window = [0, 0, 0.0, 0.0]
+        if _log.isEnabledFor(logging.DEBUG):  # the share costs a Welch estimate: only when it is logged
             _log.debug(
                 "echo: %d of %d blocks passed, %.1f dB removed, delay %.1f ms, read %.1f ms early, %.0f %% other",
                 w[1],
@@ -356,17 +359,21 @@ class EchoPath:
                 self.shift_s * 1000,
                 100 * self._voice_share(np.concatenate([b for _, b in self._raw]), self._raw[0][0], self.aligned_for),
             )
-            self._window = [0, 0, 0.0, 0.0]
 
     def _voice_share(self, mic: Int16Array, start: float, *delays: float) -> float:
         """How much of ``mic`` (captured from ``start``) is neither the speaker's echo at any of
         ``delays`` nor the room's noise (0-1)."""
         rate = self.reference.rate
         echo = max(echo_share(mic, self.reference.read(start - d, len(mic)), rate) for d in delays)
-        power = float(np.mean(mic.astype(np.float64) ** 2)) if len(mic) else 0.0
+        power = _power(mic)
         noise = min(1.0, self._room / power) if power > 0 else 1.0
         return max(0.0, 1.0 - echo - noise)
 
     @property
     def stats(self) -> EchoStats:
         return self.canceller.stats
+
+
+def _power(samples: Int16Array) -> float:
+    """Mean power per sample (0 for no samples)."""
+    return float(np.mean(samples.astype(np.float64) ** 2)) if len(samples) else 0.0
